@@ -1,0 +1,5 @@
+"""CLI commands, one module each (see :mod:`poissonblend.cli`)."""
+
+from . import generate
+
+COMMANDS = (generate,)

@@ -1,0 +1,344 @@
+"""The training-set format: paired ``input/`` and ``mask/`` folders of 8-bit PNGs.
+
+Files are paired by name (never by position). Opening a dataset validates every
+pair and builds a *lesion index* (per slice: shape, lesions, brain area, content
+digests) that is cached on disk, keyed by each file's size and mtime, so that
+re-opening a large dataset only stats the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError, PoissonBlendWarning
+from .io import atomic_write_bytes, decode_gray_png, parse_slice_name
+from .lesions import LesionInfo, label_lesions
+from .placement import brain_mask
+
+INDEX_VERSION = 1
+JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+PARALLEL_MIN_SLICES = 400
+CACHE_BYTES = 512 * 2**20
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/poissonblend`` (default ``~/.cache/poissonblend``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "poissonblend"
+
+
+@dataclass(frozen=True)
+class SliceInfo:
+    """One image/mask pair of the dataset, as recorded in the lesion index.
+
+    Attributes
+    ----------
+    name : str
+        File name, identical in both folders.
+    case_id, slice_index : str, int
+        Parsed from the name.
+    shape : tuple of int
+        (rows, cols).
+    lesions : tuple of LesionInfo
+        Its lesion components.
+    brain_area : int
+        Pixels in its brain mask (0: all black, never a target).
+    digest : str
+        Hash of the image and mask file contents.
+    """
+
+    name: str
+    case_id: str
+    slice_index: int
+    shape: tuple[int, int]
+    lesions: tuple[LesionInfo, ...]
+    brain_area: int
+    digest: str
+
+
+def _list_pngs(folder: Path, role: str) -> dict[str, os.stat_result]:
+    if not folder.exists():
+        raise DatasetError(f"{role} folder {folder} does not exist")
+    if not folder.is_dir():
+        raise DatasetError(f"{role} folder {folder} is not a folder")
+    found: dict[str, os.stat_result] = {}
+    junk: list[str] = []
+    with os.scandir(folder) as it:
+        for entry in it:
+            if not entry.is_file():
+                continue
+            if entry.name.lower().endswith(".png") and not entry.name.startswith("."):
+                found[entry.name] = entry.stat()
+            else:
+                junk.append(entry.name)
+    if junk:
+        shown = ", ".join(sorted(junk)[:3]) + (" …" if len(junk) > 3 else "")
+        warnings.warn(f"{folder}: ignored {len(junk)} non-PNG file(s): {shown}",
+                      PoissonBlendWarning, stacklevel=3)
+    if not found:
+        raise DatasetError(f"{role} folder {folder} holds no PNG slices")
+    return found
+
+
+def _index_entry(image_path: Path, mask_path: Path) -> dict:
+    """Validate one pair and describe it (runs in worker processes)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image_bytes = np.fromfile(image_path, dtype=np.uint8)
+        mask_bytes = np.fromfile(mask_path, dtype=np.uint8)
+        image = decode_gray_png(image_bytes, image_path)
+        mask = decode_gray_png(mask_bytes, mask_path)
+    if image.shape != mask.shape:
+        raise DatasetError(
+            f"{image_path.name}: image is {image.shape[1]}x{image.shape[0]} px but its "
+            f"mask is {mask.shape[1]}x{mask.shape[0]} px")
+    _, lesions = label_lesions(mask)
+    digest = hashlib.blake2b(image_bytes.tobytes(), digest_size=12)
+    digest.update(mask_bytes.tobytes())
+    values = np.unique(mask)
+    return {
+        "shape": list(image.shape),
+        "lesions": [les.to_dict() for les in lesions],
+        "brain_area": int(brain_mask(image).sum()),
+        "digest": digest.hexdigest(),
+        "odd_mask_values": [int(v) for v in values if v not in (0, 1, 255)][:5],
+        "warnings": [str(w.message) for w in caught],
+    }
+
+
+def _index_entry_safe(paths: tuple[Path, Path]) -> dict | str:
+    try:
+        return _index_entry(*paths)
+    except DatasetError as exc:
+        return str(exc)
+
+
+class Dataset:
+    """A paired training set, opened and indexed.
+
+    Use :func:`open_dataset` to make one. Arrays returned by :meth:`load` are
+    cached and read-only.
+
+    Attributes
+    ----------
+    input_dir, mask_dir : Path
+        Absolute folders.
+    slices : tuple of SliceInfo
+        Sorted by name.
+    """
+
+    def __init__(self, input_dir: Path, mask_dir: Path, slices: tuple[SliceInfo, ...]):
+        self.input_dir = input_dir
+        self.mask_dir = mask_dir
+        self.slices = slices
+        self._by_name = {s.name: s for s in slices}
+        self._cache: OrderedDict[str, tuple] = OrderedDict()
+        self._cache_bytes = 0
+        self.case_ids = frozenset(s.case_id for s in slices)
+        self.lesion_refs = tuple((s.name, les.index) for s in slices for les in s.lesions)
+        self.target_names = tuple(s.name for s in slices if s.brain_area > 0)
+        self.identity = hashlib.blake2b(
+            "\n".join(f"{s.name} {s.digest}" for s in slices).encode(), digest_size=12
+        ).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({str(self.input_dir)!r}, {str(self.mask_dir)!r}: "
+                f"{len(self.slices)} slices, {len(self.lesion_refs)} lesions)")
+
+    def info(self, name: str) -> SliceInfo:
+        """The index entry of slice `name`; :class:`DatasetError` if there is none."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise DatasetError(f"{name}: no such slice in {self.input_dir}") from None
+
+    def load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Decode slice `name` once and keep it in memory.
+
+        Returns
+        -------
+        image : (M, N) ndarray of uint8
+        lesion_mask : (M, N) ndarray of bool
+            True where the mask is > 0.
+        labels : (M, N) ndarray of int32
+            Lesion labels (lesion ``k`` is ``k + 1``), as in :func:`label_lesions`.
+        brain : (M, N) ndarray of bool
+            The brain mask used for placement.
+        """
+        hit = self._cache.get(name)
+        if hit is not None:
+            self._cache.move_to_end(name)
+            return hit
+        self.info(name)
+        image = _read(self.input_dir / name)
+        mask = _read(self.mask_dir / name)
+        if image.shape != mask.shape:
+            raise DatasetError(f"{name}: image and mask changed shape since the dataset was opened")
+        labels, _ = label_lesions(mask)
+        arrays = (image, mask > 0, labels, brain_mask(image))
+        for a in arrays:
+            a.flags.writeable = False
+        self._cache[name] = arrays
+        self._cache_bytes += sum(a.nbytes for a in arrays)
+        while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cache_bytes -= sum(a.nbytes for a in old)
+        return arrays
+
+    def preload(self) -> None:
+        """Decode every slice now (before forking workers, say)."""
+        for s in self.slices:
+            self.load(s.name)
+
+
+def _read(path: Path) -> np.ndarray:
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    return decode_gray_png(data, path)
+
+
+def _stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns]
+
+
+def open_dataset(input_dir: str | os.PathLike, mask_dir: str | os.PathLike, *,
+                 cache_dir: str | os.PathLike | None = None, workers: int | None = None,
+                 require_lesions: bool = True) -> Dataset:
+    """Open a training set: pair, validate and index its slices.
+
+    Parameters
+    ----------
+    input_dir, mask_dir : path
+        Folders of 8-bit greyscale PNGs with identical names
+        ``slice_{case_id}_{slice:04d}.png``; masks are lesion where > 0.
+    cache_dir : path, optional
+        Where the lesion index is cached (default :func:`default_cache_dir`);
+        if it cannot be written, the index is simply not cached.
+    workers : int, optional
+        Processes used to index new files (default: all cores for large sets).
+    require_lesions : bool
+        Raise if no slice has a lesion (augmentation needs at least one).
+
+    Raises
+    ------
+    DatasetError
+        Missing or empty folder, unpaired file, name not in the slice format,
+        unreadable/corrupt/16-bit/colour PNG, image and mask of different shapes,
+        or no lesion anywhere.
+
+    Warns
+    -----
+    PoissonBlendWarning
+        Junk files ignored, colour PNGs read as grey, mask values other than 0/1/255.
+    """
+    input_dir = Path(input_dir).resolve()
+    mask_dir = Path(mask_dir).resolve()
+    if input_dir == mask_dir:
+        raise DatasetError(f"input and mask folder are the same folder ({input_dir})")
+    images = _list_pngs(input_dir, "input")
+    masks = _list_pngs(mask_dir, "mask")
+    _check_pairing(images, masks, input_dir, mask_dir)
+    names = sorted(images)
+    for name in names:
+        parse_slice_name(name)
+
+    cache_path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = hashlib.blake2b(f"{input_dir}\n{mask_dir}".encode(), digest_size=10).hexdigest()
+    cache_file = cache_path / f"index-{key}.json"
+    cached = _read_cache(cache_file)
+    entries: dict[str, dict] = {}
+    todo = []
+    for name in names:
+        stat = _stat_key(images[name]) + _stat_key(masks[name])
+        old = cached.get(name)
+        if old is not None and old.get("stat") == stat:
+            entries[name] = old
+        else:
+            todo.append((name, stat))
+    if todo:
+        entries.update(_build_entries(todo, input_dir, mask_dir, workers))
+        _write_cache(cache_file, entries)
+    _emit_warnings(entries)
+
+    slices = []
+    for name in names:
+        e = entries[name]
+        case_id, index = parse_slice_name(name)
+        slices.append(SliceInfo(
+            name, case_id, index, tuple(e["shape"]),
+            tuple(LesionInfo.from_dict(d) for d in e["lesions"]), e["brain_area"], e["digest"]))
+    dataset = Dataset(input_dir, mask_dir, tuple(slices))
+    if require_lesions and not dataset.lesion_refs:
+        raise DatasetError(f"no lesion in any mask of {mask_dir}: nothing to blend")
+    return dataset
+
+
+def _check_pairing(images: dict, masks: dict, input_dir: Path, mask_dir: Path) -> None:
+    for missing, have, folder in ((set(images) - set(masks), "image", mask_dir),
+                                  (set(masks) - set(images), "mask", input_dir)):
+        if missing:
+            first = sorted(missing)
+            more = f" (and {len(first) - 1} more)" if len(first) > 1 else ""
+            other = "mask" if have == "image" else "image"
+            raise DatasetError(f"{first[0]}: {have} has no {other} in {folder}{more}")
+
+
+def _build_entries(todo: list, input_dir: Path, mask_dir: Path, workers: int | None) -> dict:
+    jobs = [(input_dir / name, mask_dir / name) for name, _ in todo]
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    if n_workers > 1 and len(jobs) >= PARALLEL_MIN_SLICES:
+        with ProcessPoolExecutor(n_workers) as pool:
+            results = list(pool.map(_index_entry_safe, jobs, chunksize=64))
+    else:
+        results = [_index_entry_safe(j) for j in jobs]
+    out = {}
+    for (name, stat), result in zip(todo, results):
+        if isinstance(result, str):
+            raise DatasetError(result)
+        result["stat"] = stat
+        out[name] = result
+    return out
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+        return {}
+    return data.get("slices", {})
+
+
+def _write_cache(path: Path, entries: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps({"version": INDEX_VERSION, "slices": entries},
+                                            separators=(",", ":")).encode())
+    except OSError:
+        pass  # a read-only cache only costs speed
+
+
+def _emit_warnings(entries: dict) -> None:
+    messages = [m for e in entries.values() for m in e["warnings"]]
+    if messages:
+        extra = f" (and {len(messages) - 1} more like it)" if len(messages) > 1 else ""
+        warnings.warn(messages[0] + extra, PoissonBlendWarning, stacklevel=3)
+    odd = sorted({v for e in entries.values() for v in e["odd_mask_values"]})
+    if odd:
+        warnings.warn(f"masks contain values other than 0/1/255 ({odd[:5]}); "
+                      "every value > 0 is taken as lesion", PoissonBlendWarning, stacklevel=3)

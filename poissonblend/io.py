@@ -1,0 +1,196 @@
+"""PNG reading/writing, atomic file writes and training-set file naming.
+
+File names follow ``slice_{case_id}_{slice:04d}.png``; the case id never
+contains an underscore, so ``name.split('_')[1]`` recovers it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import DatasetError, OutputError, PoissonBlendWarning
+
+SLICE_NAME_RE = re.compile(r"^slice_([^_]+)_(\d{4,})\.png$")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG colour types (IHDR): 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA.
+_PNG_GREY = 0
+PNG_COMPRESSION = 1  # zlib level: fast, and still lossless
+
+
+def slice_name(case_id: str, slice_index: int) -> str:
+    """Return the training-set file name of one slice.
+
+    Raises
+    ------
+    ValueError
+        If `case_id` is empty or contains ``_`` (the loader splits on it).
+    """
+    if not case_id or "_" in case_id or "/" in case_id:
+        raise ValueError(f"case id {case_id!r} must be non-empty and contain no '_' or '/'")
+    return f"slice_{case_id}_{slice_index:04d}.png"
+
+
+def parse_slice_name(name: str) -> tuple[str, int]:
+    """Split ``slice_{case_id}_{slice:04d}.png`` into ``(case_id, slice_index)``.
+
+    Raises
+    ------
+    DatasetError
+        If `name` is not in that format.
+    """
+    m = SLICE_NAME_RE.match(name)
+    if m is None:
+        raise DatasetError(
+            f"{name}: file name is not in the slice format slice_<case_id>_<NNNN>.png"
+        )
+    return m.group(1), int(m.group(2))
+
+
+@dataclass(frozen=True)
+class PngHeader:
+    """The IHDR facts of a PNG file: size in pixels, bit depth and colour type."""
+
+    width: int
+    height: int
+    bit_depth: int
+    colour_type: int
+
+
+def read_png_header(path: Path) -> PngHeader:
+    """Read a PNG's IHDR without decoding the pixels.
+
+    Raises
+    ------
+    DatasetError
+        If the file is not a PNG or is truncated.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(29)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read file ({exc.strerror})") from None
+    if len(head) < 29 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise DatasetError(f"{path}: not a readable PNG file (corrupt or wrong format)")
+    width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
+    return PngHeader(width, height, depth, colour)
+
+
+def read_gray_png(path: Path) -> np.ndarray:
+    """Read an 8-bit greyscale PNG as a ``(H, W)`` uint8 array (row, col).
+
+    A colour PNG whose channels are all equal is converted with a warning.
+
+    Raises
+    ------
+    DatasetError
+        If the file is unreadable or corrupt, 16-bit, or colour with unequal channels.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    return decode_gray_png(data, path)
+
+
+def decode_gray_png(data: np.ndarray | bytes, path: Path | str) -> np.ndarray:
+    """Decode PNG bytes (see :func:`read_gray_png`); `path` is only used in messages."""
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
+    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if image is None:
+        raise DatasetError(f"{path}: not a readable PNG file (corrupt or wrong format)")
+    if image.dtype != np.uint8:
+        raise DatasetError(
+            f"{path}: {image.dtype.itemsize * 8}-bit PNG; expected 8-bit greyscale"
+        )
+    if image.ndim == 3:
+        colour = image[:, :, :3]
+        if not (np.array_equal(colour[:, :, 0], colour[:, :, 1])
+                and np.array_equal(colour[:, :, 0], colour[:, :, 2])):
+            raise DatasetError(f"{path}: colour PNG; expected 8-bit greyscale")
+        warnings.warn(
+            f"{path}: colour PNG with equal channels, read as greyscale",
+            PoissonBlendWarning,
+            stacklevel=2,
+        )
+        image = np.ascontiguousarray(colour[:, :, 0])
+    return image
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Encode a ``(H, W)`` uint8 array as PNG bytes (lossless, never JPEG)."""
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    if not ok:  # pragma: no cover - cv2 only fails on unsupported dtypes
+        raise OutputError("could not encode PNG")
+    return buf.tobytes()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: a temp file in the same folder, then rename.
+
+    A crash leaves either the old file or the new one, never a half-written file.
+    The temp file is removed if anything fails.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_pair(image_path: Path, mask_path: Path, image_png: bytes, mask_png: bytes) -> None:
+    """Write an image and its mask so that a crash never leaves an image without its mask.
+
+    Both are written to temp files first; the mask is renamed into place before
+    the image, so any visible image always has its mask.
+    """
+    image_path, mask_path = Path(image_path), Path(mask_path)
+    tmps: list[str] = []
+    try:
+        for path, data in ((mask_path, mask_png), (image_path, image_png)):
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            tmps.append(tmp)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        os.replace(tmps[0], mask_path)
+        os.replace(tmps[1], image_path)
+    except BaseException:
+        for tmp in tmps:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        raise
+
+
+def same_pixels(path: Path, image: np.ndarray) -> bool:
+    """True if the PNG at `path` decodes to exactly `image` (False if unreadable)."""
+    try:
+        existing = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except OSError:
+        return False
+    return existing is not None and existing.shape == image.shape and np.array_equal(existing, image)
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temp files (``.*.tmp``) left in `folder` by a killed writer; return them."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
