@@ -53,9 +53,9 @@ def training_set(tmp_path: Path) -> tuple[Path, Path]:
     return make_training_set(tmp_path / "set")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Keep lesion-index caches inside the test's tmp folder."""
+    """Keep lesion-index caches (and anything else under XDG_CACHE_HOME) in tmp."""
     path = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(path))
     return path / "poissonblend"
