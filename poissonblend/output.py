@@ -1,0 +1,138 @@
+"""Writing samples into the training-set format, and their manifest.
+
+Shared by ``generate`` (straight to folders) and ``export`` (accepted
+candidates): the same file names, the same conflict rules, the same manifest
+columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from pathlib import Path
+from typing import Iterable, Literal
+
+from .errors import OutputError
+from .io import atomic_write_bytes, encode_png, same_pixels, slice_name, write_pair
+from .recipe import Recipe, Sample
+
+WriteStatus = Literal["written", "skipped"]
+
+RECIPE_COLUMNS = ("case_id", "source_file", "lesion_index", "target_file", "x", "y", "mode",
+                  "scale", "rotation", "flips", "margin", "seed", "sample_index")
+QUALITY_COLUMNS = ("lesion_area", "contrast_source", "contrast_result", "contrast_transferred",
+                   "seam_gradient", "brain_fraction", "changed_fraction", "score")
+MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS
+
+
+def prepare_output_dirs(out_input_dir: Path, out_mask_dir: Path, *,
+                        forbidden: Iterable[Path] = ()) -> tuple[Path, Path]:
+    """Check and create the two output folders; return them resolved.
+
+    Raises
+    ------
+    OutputError
+        If they are the same folder, either is an existing file, or either is
+        one of `forbidden` (the dataset's own folders).
+    """
+    out_input_dir, out_mask_dir = Path(out_input_dir).resolve(), Path(out_mask_dir).resolve()
+    if out_input_dir == out_mask_dir:
+        raise OutputError(f"output image and mask folders are the same folder ({out_input_dir})")
+    bad = {Path(p).resolve() for p in forbidden}
+    for role, folder in (("image", out_input_dir), ("mask", out_mask_dir)):
+        if folder in bad:
+            raise OutputError(f"output {role} folder {folder} is an input folder; "
+                              "augmented data must go to other folders")
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"output {role} folder {folder} is a file, not a folder")
+    for folder in (out_input_dir, out_mask_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {folder} ({exc.strerror})") from None
+    return out_input_dir, out_mask_dir
+
+
+def sample_paths(case_id: str, out_input_dir: Path, out_mask_dir: Path) -> tuple[Path, Path]:
+    """Image and mask path of a single-slice output case ``slice_<case_id>_0000.png``."""
+    name = slice_name(case_id, 0)
+    return Path(out_input_dir) / name, Path(out_mask_dir) / name
+
+
+def existing_status(sample: Sample, image_path: Path, mask_path: Path) -> WriteStatus | None:
+    """``"skipped"`` if both files hold this sample, None if neither exists.
+
+    Raises
+    ------
+    OutputError
+        If either file exists with different pixels (never overwritten).
+    """
+    have = [p.exists() for p in (image_path, mask_path)]
+    if not any(have):
+        return None
+    for path, pixels, exists in ((image_path, sample.image, have[0]), (mask_path, sample.mask, have[1])):
+        if exists and not same_pixels(path, pixels):
+            raise OutputError(f"{path} already exists with different content; "
+                              "refusing to overwrite it (move it away or choose another folder)")
+    return "skipped" if all(have) else None
+
+
+def write_sample(sample: Sample, case_id: str, out_input_dir: Path, out_mask_dir: Path) -> WriteStatus:
+    """Write one sample as ``slice_<case_id>_0000.png`` in both folders, atomically.
+
+    An identical existing pair is skipped; a half-written pair (mask without
+    image, after a crash) is completed.
+
+    Raises
+    ------
+    OutputError
+        If a file of that name exists with different pixels.
+    """
+    image_path, mask_path = sample_paths(case_id, out_input_dir, out_mask_dir)
+    if existing_status(sample, image_path, mask_path) == "skipped":
+        return "skipped"
+    write_pair(image_path, mask_path, encode_png(sample.image), encode_png(sample.mask))
+    return "written"
+
+
+def manifest_row(case_id: str, recipe: Recipe, quality: dict, *, seed: int | None = None,
+                 sample_index: int | None = None) -> dict:
+    """One manifest row (provenance of one output case) with :data:`MANIFEST_COLUMNS`."""
+    row = {"case_id": case_id, "source_file": recipe.source, "lesion_index": recipe.lesion,
+           "target_file": recipe.target, "x": recipe.x, "y": recipe.y, "mode": recipe.mode,
+           "scale": recipe.scale, "rotation": recipe.rotation, "flips": recipe.flips,
+           "margin": recipe.margin, "seed": "" if seed is None else seed,
+           "sample_index": "" if sample_index is None else sample_index}
+    row.update({k: quality[k] for k in QUALITY_COLUMNS})
+    return row
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """Rows of an existing manifest CSV ([] if there is none)."""
+    try:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+    except FileNotFoundError:
+        return []
+
+
+def write_manifest(path: Path, rows: list[dict], *, columns: tuple[str, ...] = MANIFEST_COLUMNS,
+                   merge: bool = True) -> Path:
+    """Write the manifest CSV atomically, one row per case id, sorted by case id.
+
+    With `merge`, rows already in the file for other case ids are kept, so the
+    manifest describes every case poissonblend wrote into the folders.
+    """
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise OutputError(f"manifest path {path} is a folder")
+    merged = {r["case_id"]: r for r in (read_manifest(path) if merge else [])}
+    merged.update({r["case_id"]: r for r in rows})
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for case_id in sorted(merged):
+        writer.writerow(merged[case_id])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue().encode())
+    return path
