@@ -26,8 +26,8 @@ MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS
 
 
 def prepare_output_dirs(out_input_dir: Path, out_mask_dir: Path, *,
-                        forbidden: Iterable[Path] = ()) -> tuple[Path, Path]:
-    """Check and create the two output folders; return them resolved.
+                        forbidden: Iterable[Path] = (), create: bool = True) -> tuple[Path, Path]:
+    """Check (and with `create`, make) the two output folders; return them resolved.
 
     Raises
     ------
@@ -45,7 +45,7 @@ def prepare_output_dirs(out_input_dir: Path, out_mask_dir: Path, *,
                               "augmented data must go to other folders")
         if folder.exists() and not folder.is_dir():
             raise OutputError(f"output {role} folder {folder} is a file, not a folder")
-    for folder in (out_input_dir, out_mask_dir):
+    for folder in (out_input_dir, out_mask_dir) if create else ():
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
