@@ -44,8 +44,8 @@ class GenerateSummary:
 
     def __str__(self) -> str:
         dup = f", {self.duplicates} duplicate draw(s)" if self.duplicates else ""
-        return (f"{self.written} written, {self.skipped} already present{dup}; "
-                f"manifest {self.manifest}")
+        manifest = f"; manifest {self.manifest}" if self.written or self.skipped else ""
+        return f"{self.written} written, {self.skipped} already present{dup}{manifest}"
 
 
 # Worker state, set once per process (inherited on fork).

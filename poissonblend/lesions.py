@@ -63,11 +63,22 @@ def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, list[LesionInfo]]:
     binary = (mask > 0).astype(np.uint8)
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(
         binary, connectivity=8, ltype=cv2.CV_32S)
-    lesions = []
+    # OpenCV's numbering depends on its algorithm; renumber by the raster position
+    # of each component's first pixel (which lies on its bbox's top row).
+    first = []
     for k in range(1, n):
+        x, y, w = (int(v) for v in stats[k, :3])
+        first.append((y, x + int(np.argmax(labels[y, x:x + w] == k)), k))
+    first.sort()
+    lut = np.zeros(n, np.int32)
+    lesions = []
+    for new, (_, _, k) in enumerate(first):
+        lut[k] = new + 1
         x, y, w, h, area = (int(v) for v in stats[k])
         cx, cy = centroids[k]
-        lesions.append(LesionInfo(k - 1, area, (y, x, y + h, x + w), (float(cy), float(cx))))
+        lesions.append(LesionInfo(new, area, (y, x, y + h, x + w), (float(cy), float(cx))))
+    if any(lut[k] != k for k in range(1, n)):
+        labels = lut[labels]
     return labels, lesions
 
 

@@ -1,0 +1,163 @@
+"""Opening training sets: pairing, validation errors, awkward-but-valid inputs, the index cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import brain_slice, make_training_set, write_slice
+from poissonblend.dataset import open_dataset
+from poissonblend.errors import DatasetError, PoissonBlendWarning
+
+
+def test_pairs_by_name_and_parses_case_ids(training_set):
+    ds = open_dataset(*training_set)
+    assert len(ds) == 12
+    assert ds.case_ids == {"0000", "0001", "0002"}
+    assert [s.name for s in ds.slices] == sorted(s.name for s in ds.slices)
+    assert len(ds.lesion_refs) == 6
+    info = ds.info("slice_0001_0002.png")
+    assert (info.case_id, info.slice_index, info.shape) == ("0001", 2, (112, 112))
+    image, lesion_mask, labels, brain = ds.load(info.name)
+    assert lesion_mask.sum() == info.lesions[0].area
+    assert not image.flags.writeable and not lesion_mask.flags.writeable
+
+
+def test_junk_files_are_ignored_with_a_warning(training_set):
+    input_dir, mask_dir = training_set
+    for junk in (".DS_Store", "Thumbs.db", "notes.txt"):
+        (input_dir / junk).write_bytes(b"junk")
+    with pytest.warns(PoissonBlendWarning, match="ignored 3 non-PNG"):
+        ds = open_dataset(input_dir, mask_dir)
+    assert len(ds) == 12
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("missing_mask", "has no mask"),
+    ("missing_image", "has no image"),
+    ("bad_name", "not in the slice format"),
+    ("corrupt", "not a readable PNG"),
+    ("sixteen_bit", "16-bit PNG"),
+    ("colour", "colour PNG"),
+    ("shape", "but its mask is"),
+])
+def test_bad_files_are_typed_errors_naming_the_file(training_set, breakage, message):
+    input_dir, mask_dir = training_set
+    name = "slice_0001_0002.png"
+    if breakage == "missing_mask":
+        (mask_dir / name).unlink()
+    elif breakage == "missing_image":
+        (input_dir / name).unlink()
+    elif breakage == "bad_name":
+        for d in training_set:
+            shutil.copy(d / name, d / "scan_01.png")
+        name = "scan_01.png"
+    elif breakage == "corrupt":
+        data = (input_dir / name).read_bytes()
+        (input_dir / name).write_bytes(data[:40])
+    elif breakage == "sixteen_bit":
+        cv2.imwrite(str(input_dir / name), np.full((112, 112), 1000, np.uint16))
+    elif breakage == "colour":
+        rgb = np.zeros((112, 112, 3), np.uint8)
+        rgb[..., 2] = 200
+        cv2.imwrite(str(input_dir / name), rgb)
+    elif breakage == "shape":
+        cv2.imwrite(str(mask_dir / name), np.zeros((100, 112), np.uint8))
+    with pytest.raises(DatasetError, match=message) as err:
+        open_dataset(input_dir, mask_dir)
+    assert name in str(err.value)
+
+
+def test_grey_colour_png_is_converted_with_a_warning(training_set):
+    input_dir, mask_dir = training_set
+    name = "slice_0001_0001.png"
+    grey = cv2.imread(str(input_dir / name), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(input_dir / name), cv2.merge([grey, grey, grey]))
+    with pytest.warns(PoissonBlendWarning, match="colour PNG with equal channels"):
+        ds = open_dataset(input_dir, mask_dir)
+    assert np.array_equal(ds.load(name)[0], grey)
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("no_folder", "does not exist"), ("empty", "holds no PNG"), ("no_lesion", "no lesion in any mask"),
+    ("same", "same folder"), ("file", "is not a folder"),
+])
+def test_folder_errors(tmp_path, problem, message):
+    input_dir, mask_dir = tmp_path / "input", tmp_path / "mask"
+    if problem == "empty":
+        input_dir.mkdir(); mask_dir.mkdir()
+    if problem == "no_lesion":
+        rng = np.random.default_rng(0)
+        write_slice(input_dir, mask_dir, "slice_0001_0000.png", brain_slice(rng), np.zeros((112, 112)))
+    if problem == "same":
+        input_dir.mkdir(); mask_dir = input_dir
+    if problem == "file":
+        input_dir.write_bytes(b"")
+        mask_dir.mkdir()
+    with pytest.raises(DatasetError, match=message):
+        open_dataset(input_dir, mask_dir)
+
+
+def test_awkward_but_valid_inputs(tmp_path):
+    """0/1 masks, mixed 112/160 px, all-black slice, 1-px and 2-px lesions, border lesion."""
+    rng = np.random.default_rng(3)
+    inp, msk = tmp_path / "input", tmp_path / "mask"
+    m = np.zeros((112, 112), np.uint8)
+    m[50, 50] = 1            # 1 px
+    m[60, 60:62] = 1         # 2-px domino
+    m[70, 70] = m[71, 71] = 1  # diagonal neighbours: one 8-connected lesion
+    m[0:3, 40:45] = 1         # touches the border
+    write_slice(inp, msk, "slice_0001_0000.png", brain_slice(rng), m)
+    write_slice(inp, msk, "slice_0002_0000.png", brain_slice(rng, 160), np.zeros((160, 160)))
+    write_slice(inp, msk, "slice_0003_0000.png", np.zeros((112, 112)), np.zeros((112, 112)))
+    ds = open_dataset(inp, msk)
+    areas = sorted(les.area for les in ds.info("slice_0001_0000.png").lesions)
+    assert areas == [1, 2, 2, 15]
+    assert ds.info("slice_0002_0000.png").shape == (160, 160)
+    assert "slice_0003_0000.png" not in ds.target_names  # all black: never a target
+    assert set(ds.target_names) == {"slice_0001_0000.png", "slice_0002_0000.png"}
+
+
+def test_odd_mask_values_warn_once(training_set):
+    input_dir, mask_dir = training_set
+    m = np.zeros((112, 112), np.uint8)
+    m[40:44, 40:44] = 128
+    cv2.imwrite(str(mask_dir / "slice_0000_0001.png"), m)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = open_dataset(input_dir, mask_dir)
+    odd = [w for w in caught if "other than 0/1/255" in str(w.message)]
+    assert len(odd) == 1
+    assert ds.info("slice_0000_0001.png").lesions[0].area == 16
+
+
+def test_index_cache_is_used_until_a_file_changes(training_set, cache_dir):
+    input_dir, mask_dir = training_set
+    first = open_dataset(input_dir, mask_dir)
+    assert list(cache_dir.glob("index-*.json"))
+    # Same size and mtime, different bytes: the cached index is trusted (no re-decode).
+    name = "slice_0002_0003.png"
+    path = input_dir / name
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF  # corrupt the IEND region without changing the size
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert open_dataset(input_dir, mask_dir).identity == first.identity
+    # A new mtime invalidates that entry, and the damage is found.
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(DatasetError, match=name):
+        open_dataset(input_dir, mask_dir)
+
+
+def test_parallel_index_build_matches_serial(tmp_path, cache_dir):
+    input_dir, mask_dir = make_training_set(tmp_path / "big", cases=50, slices=9, size=64)
+    parallel = open_dataset(input_dir, mask_dir, workers=2, cache_dir=tmp_path / "c1")
+    serial = open_dataset(input_dir, mask_dir, workers=1, cache_dir=tmp_path / "c2")
+    assert parallel.slices == serial.slices
+    assert parallel.identity == serial.identity

@@ -1,0 +1,132 @@
+"""The generate command, end to end on real folders: python -m poissonblend generate."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from poissonblend.cli import main
+
+
+def run_generate(training_set, out: Path, *extra: str) -> int:
+    input_dir, mask_dir = training_set
+    return main(["generate", "--input-dir", str(input_dir), "--mask-dir", str(mask_dir),
+                 "--out-input-dir", str(out / "aug_input"), "--out-mask-dir", str(out / "aug_mask"),
+                 *extra])
+
+
+def load_like_the_user(input_dir: Path, mask_dir: Path) -> dict[str, list]:
+    """The researcher's loader: group by name.split('_')[1], read grey, mask / 255."""
+    cases = defaultdict(list)
+    for path in sorted(input_dir.glob("*.png")):
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        mask = cv2.imread(str(mask_dir / path.name), cv2.IMREAD_GRAYSCALE)
+        assert image is not None and mask is not None and image.shape == mask.shape
+        assert set(np.unique(mask / 255)) <= {0.0, 1.0}
+        cases[path.name.split("_")[1]].append((image, mask))
+    return cases
+
+
+def test_writes_loadable_distinct_cases_and_a_manifest(training_set, tmp_path, capsys):
+    assert run_generate(training_set, tmp_path, "--count", "60", "--seed", "5") == 0
+    cases = load_like_the_user(tmp_path / "aug_input", tmp_path / "aug_mask")
+    assert len(cases) == 60 and all(len(v) == 1 for v in cases.values())
+    assert not set(cases) & {"0000", "0001", "0002"}
+    with open(tmp_path / "poissonblend_manifest.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["case_id"] for r in rows} == set(cases)
+    assert {"source_file", "lesion_index", "target_file", "x", "y", "mode", "scale", "rotation",
+            "flips", "seed", "contrast_transferred", "seam_gradient", "brain_fraction"} <= set(rows[0])
+    # every output's mask has the new lesion on top of the target's own lesions
+    for row in rows:
+        name = f"slice_{row['case_id']}_0000.png"
+        out_mask = cv2.imread(str(tmp_path / "aug_mask" / name), cv2.IMREAD_GRAYSCALE) > 0
+        target_mask = cv2.imread(str(training_set[1] / row["target_file"]), cv2.IMREAD_GRAYSCALE) > 0
+        assert (out_mask >= target_mask).all()
+        assert out_mask.sum() == target_mask.sum() + int(row["lesion_area"])
+    assert "60 written" in capsys.readouterr().out
+
+
+def test_rerun_skips_identical_files_and_workers_do_not_change_output(training_set, tmp_path, capsys):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run_generate(training_set, one, "--count", "70", "--seed", "9") == 0
+    first = {p.name: p.read_bytes() for p in (one / "aug_input").iterdir()}
+    assert run_generate(training_set, one, "--count", "70", "--seed", "9") == 0
+    assert "0 written, 70 already present" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in (one / "aug_input").iterdir()} == first
+    assert run_generate(training_set, two, "--count", "70", "--seed", "9", "--workers", "2") == 0
+    assert {p.name: p.read_bytes() for p in (two / "aug_input").iterdir()} == first
+    assert (one / "poissonblend_manifest.csv").read_text() == (two / "poissonblend_manifest.csv").read_text()
+
+
+def test_different_existing_file_is_an_error_before_any_write(training_set, tmp_path, capsys):
+    assert run_generate(training_set, tmp_path, "--count", "5", "--seed", "1") == 0
+    victim = sorted((tmp_path / "aug_input").iterdir())[0]
+    cv2.imwrite(str(victim), np.zeros((112, 112), np.uint8))
+    capsys.readouterr()
+    before = sorted(p.name for p in (tmp_path / "aug_input").iterdir())
+    assert run_generate(training_set, tmp_path, "--count", "40", "--seed", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and victim.name in err[0]
+    assert sorted(p.name for p in (tmp_path / "aug_input").iterdir()) == before
+    assert not list((tmp_path / "aug_input").glob(".*.tmp"))
+
+
+def test_count_zero_writes_nothing(training_set, tmp_path):
+    out = tmp_path / "out"
+    assert run_generate(training_set, out, "--count", "0") == 0
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["out_is_input", "negative", "out_is_file", "same_out", "bad_mode",
+                                  "missing_dir", "bad_margin"])
+def test_bad_input_is_one_error_line_and_exit_2(training_set, tmp_path, capsys, case):
+    input_dir, mask_dir = training_set
+    args = {"--input-dir": str(input_dir), "--mask-dir": str(mask_dir),
+            "--out-input-dir": str(tmp_path / "ai"), "--out-mask-dir": str(tmp_path / "am"),
+            "--count": "3"}
+    if case == "out_is_input":
+        args["--out-input-dir"] = str(input_dir)
+    elif case == "negative":
+        args["--count"] = "-1"
+    elif case == "out_is_file":
+        (tmp_path / "ai").write_text("x")
+    elif case == "same_out":
+        args["--out-mask-dir"] = args["--out-input-dir"]
+    elif case == "bad_mode":
+        args["--mode"] = "fancy"
+    elif case == "missing_dir":
+        args["--input-dir"] = str(tmp_path / "nope")
+    elif case == "bad_margin":
+        args["--margin"] = "1"
+    assert main(["generate", *[v for kv in args.items() for v in kv]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert not (tmp_path / "am").exists()
+
+
+def test_help_documents_every_option():
+    out = subprocess.run([sys.executable, "-m", "poissonblend", "generate", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for option in ("--input-dir", "--mask-dir", "--out-input-dir", "--out-mask-dir", "--count",
+                   "--seed", "--mode", "--workers", "--manifest", "--scale", "--rotation", "--flip"):
+        assert option in out
+    top = subprocess.run([sys.executable, "-m", "poissonblend", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "generate" in top
+
+
+def test_no_traceback_from_a_subprocess(training_set, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "poissonblend", "generate", "--input-dir",
+                           str(tmp_path / "missing"), "--mask-dir", str(training_set[1]),
+                           "--out-input-dir", str(tmp_path / "a"), "--out-mask-dir",
+                           str(tmp_path / "b"), "--count", "1"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr

@@ -1,0 +1,53 @@
+"""PNG reading/writing, atomic writes and slice naming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from poissonblend.errors import DatasetError
+from poissonblend.io import (atomic_write_bytes, decode_gray_png, encode_png, parse_slice_name,
+                             read_gray_png, same_pixels, slice_name, write_pair)
+
+
+@pytest.mark.parametrize("case_id, index", [("0001", 0), ("pb3fa9", 12), ("x", 12345)])
+def test_slice_names_round_trip(case_id, index):
+    name = slice_name(case_id, index)
+    assert parse_slice_name(name) == (case_id, index)
+    assert name.split("_")[1] == case_id
+
+
+@pytest.mark.parametrize("bad", ["slice_a_b_0001.png", "slice_0001.png", "img_0001_0001.png",
+                                 "slice_0001_001.png", "slice_0001_0001.jpg"])
+def test_bad_names_are_errors(bad):
+    with pytest.raises(DatasetError, match="slice format"):
+        parse_slice_name(bad)
+
+
+def test_case_id_with_underscore_is_refused():
+    with pytest.raises(ValueError):
+        slice_name("a_b", 0)
+
+
+def test_png_round_trip_and_atomic_writes(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (33, 17)).astype(np.uint8)
+    path = tmp_path / "slice_0001_0000.png"
+    atomic_write_bytes(path, encode_png(image))
+    assert np.array_equal(read_gray_png(path), image)
+    assert same_pixels(path, image) and not same_pixels(path, image + 1)
+    write_pair(tmp_path / "i.png", tmp_path / "m.png", encode_png(image), encode_png(image // 2))
+    assert np.array_equal(read_gray_png(tmp_path / "m.png"), image // 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i.png", "m.png", "slice_0001_0000.png"]
+
+
+def test_failed_write_leaves_no_temp_file(tmp_path):
+    with pytest.raises(TypeError):
+        atomic_write_bytes(tmp_path / "x.png", object())  # not bytes: the write fails
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_files_are_dataset_errors(tmp_path):
+    with pytest.raises(DatasetError, match="cannot read"):
+        read_gray_png(tmp_path / "missing.png")
+    with pytest.raises(DatasetError, match="not a readable PNG"):
+        decode_gray_png(b"", "empty.png")
