@@ -1,5 +1,5 @@
 """CLI commands, one module each (see :mod:`poissonblend.cli`)."""
 
-from . import generate
+from . import generate, import_isles
 
-COMMANDS = (generate,)
+COMMANDS = (generate, import_isles)
