@@ -16,8 +16,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .io import PNG_COMPRESSION
 
+PNG_LEVEL = 1
+"""zlib level of the preview PNGs: the fastest; they are lossless at every level."""
 ORIGINAL_RGB = (86, 180, 233)
 """Sky blue: lesions already present in the slice."""
 NEW_RGB = (230, 159, 0)
@@ -282,7 +283,7 @@ def png_bytes(image: np.ndarray) -> bytes:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.ndim != 2:
         raise ValueError(f"expected (H, W) or (H, W, 3), got shape {image.shape}")
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
     if not ok:  # pragma: no cover - only unsupported dtypes fail
         raise ValueError("could not encode PNG")
     return buf.tobytes()
