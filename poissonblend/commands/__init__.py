@@ -1,5 +1,5 @@
 """CLI commands, one module each (see :mod:`poissonblend.cli`)."""
 
-from . import generate, import_isles
+from . import demo, generate, import_isles
 
-COMMANDS = (generate, import_isles)
+COMMANDS = (generate, import_isles, demo)
