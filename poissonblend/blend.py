@@ -9,7 +9,7 @@ away stays byte-identical to the target.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -41,15 +41,15 @@ class Quality:
         ``contrast_result / contrast_source`` (1.0 when the source lesion has
         less than one grey level of contrast: nothing to transfer).
     seam_gradient : float
-        Mean gradient magnitude 2–4 px from the lesion in the result minus that
-        in the target, grey levels per px (≈ 0: no visible seam).
+        Mean gradient magnitude of the change (result − target) 2–4 px from the
+        lesion, grey levels per px (≈ 0: the blend fades in without a step).
     brain_fraction : float
         Fraction of lesion pixels inside the target's brain mask.
     changed_fraction : float
         Fraction of lesion pixels that changed by more than 3 grey levels.
     score : float
         One number for sorting, higher is better:
-        ``clip(contrast_transferred, 0, 1) * brain_fraction - 0.01 * max(seam_gradient, 0)``.
+        ``clip(contrast_transferred, 0, 1) * brain_fraction - 0.01 * seam_gradient``.
     """
 
     lesion_area: int
@@ -62,7 +62,7 @@ class Quality:
     score: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(vars(self))
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +97,10 @@ def _window(image: np.ndarray, r0: int, c0: int, h: int, w: int) -> np.ndarray:
     pads = ((max(0, -r0), max(0, r0 + h - rows)), (max(0, -c0), max(0, c0 + w - cols)))
     crop = image[max(0, r0):min(rows, r0 + h), max(0, c0):min(cols, c0 + w)]
     return np.pad(crop, pads, mode="edge") if any(p for pair in pads for p in pair) else crop
+
+
+_ALPHA = np.clip((FEATHER + 1 - np.arange(FEATHER + 2)) / FEATHER, 0.0, 1.0).astype(np.float32)
+"""Blend weight by Chebyshev distance from the lesion: 1, 1, 2/3, 1/3, 0 for FEATHER = 3."""
 
 
 def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
@@ -157,15 +161,12 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     tgt_u8 = _window(target, wr0, wc0, wh, ww)
     tgt = tgt_u8.astype(np.float32)
 
-    kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
-    region = cv2.dilate(lesion.view(np.uint8), kernel) > 0
-    solved = poisson_solve(src, tgt, region, mode=mode)
-
+    # Chebyshev distance to the lesion: the Poisson region is the lesion grown by margin.
     dist = cv2.distanceTransform((~lesion).view(np.uint8), cv2.DIST_C, 3)
-    alpha = np.clip((FEATHER + 1 - dist) / FEATHER, 0.0, 1.0)
-    near = alpha > 0
-    out = tgt_u8.copy()
-    out[near] = np.clip(np.rint(tgt[near] + alpha[near] * (solved[near] - tgt[near])), 0, 255)
+    solved = poisson_solve(src, tgt, dist <= margin, mode=mode)
+    alpha = _ALPHA[np.minimum(dist, FEATHER + 1).astype(np.intp)]
+    # Where alpha is 0 this is exactly the target's integer value again.
+    out = np.clip(np.rint(tgt + alpha * (solved - tgt)), 0, 255).astype(np.uint8)
 
     # Paste the window back, only the part inside the image.
     ir0, ic0 = max(0, wr0), max(0, wc0)
@@ -175,32 +176,46 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     image[ir0:ir1, ic0:ic1] = out[win]
     lesion_mask = np.zeros(target.shape, dtype=bool)
     lesion_mask[top:top + h, left:left + w] = lesion_crop
-    mask = np.where(target_mask | lesion_mask, np.uint8(255), np.uint8(0))
+    mask = target_mask.view(np.uint8) * np.uint8(255)
+    mask[top:top + h, left:left + w][lesion_crop] = 255
 
     inside = np.zeros((wh, ww), dtype=bool)
     inside[win] = True
-    quality = _quality(src, tgt, out.astype(np.float32), lesion, dist, inside,
-                       brain[top:top + h, left:left + w][lesion_crop].mean()
-                       if brain is not None else 1.0)
+    brain_fraction = (float(np.count_nonzero(brain[top:top + h, left:left + w] & lesion_crop))
+                      / lesion_crop.sum() if brain is not None else 1.0)
+    quality = _quality(src, tgt, out.astype(np.float32), lesion, dist, inside, brain_fraction)
     return Blend(image, mask, lesion_mask, quality)
 
 
-def _mean_grad(a: np.ndarray) -> np.ndarray:
-    gy, gx = np.gradient(a)
-    return np.hypot(gx, gy)
+def _band_sums(band: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.bincount(band, values.ravel(), minlength=_BANDS)
+
+
+_BANDS = FEATHER + 4  # distance bands 0 … FEATHER+2, and one for "outside the image"
 
 
 def _quality(src: np.ndarray, tgt: np.ndarray, out: np.ndarray, lesion: np.ndarray,
              dist: np.ndarray, inside: np.ndarray, brain_fraction: float) -> Quality:
-    ring = (dist >= 1) & (dist <= FEATHER) & inside
-    seam = (dist >= 2) & (dist <= FEATHER + 1) & inside
-    has_ring = bool(ring.any())
-    c_src = float(src[lesion].mean() - src[ring].mean()) if has_ring else 0.0
-    c_out = float(out[lesion].mean() - out[ring].mean()) if has_ring else 0.0
+    """Quality numbers from per-distance-band sums (band k = Chebyshev distance k)."""
+    band = np.minimum(dist, _BANDS - 2).astype(np.intp)
+    band[~inside] = _BANDS - 1
+    band = band.ravel()
+    n = np.bincount(band, minlength=_BANDS).astype(float)
+    change = out - tgt
+    # Central differences; the outer ring (never within FEATHER + 1 px of the lesion) is 0.
+    grad = np.zeros_like(change)
+    grad[1:-1, 1:-1] = np.hypot(change[1:-1, 2:] - change[1:-1, :-2],
+                                change[2:, 1:-1] - change[:-2, 1:-1])
+    s_src, s_out, s_grad, s_changed = (
+        _band_sums(band, v) for v in (src, out, grad, np.abs(change) > CHANGE_LEVEL))
+    ring, seam = slice(1, FEATHER + 1), slice(2, FEATHER + 2)
+    n_ring, n_seam = n[ring].sum(), n[seam].sum()
+    c_src = s_src[0] / n[0] - s_src[ring].sum() / n_ring if n_ring else 0.0
+    c_out = s_out[0] / n[0] - s_out[ring].sum() / n_ring if n_ring else 0.0
     transferred = c_out / c_src if abs(c_src) >= 1.0 else 1.0
-    seam_grad = float(_mean_grad(out)[seam].mean() - _mean_grad(tgt)[seam].mean()) if seam.any() else 0.0
-    changed = float((np.abs(out[lesion] - tgt[lesion]) > CHANGE_LEVEL).mean())
-    score = min(max(transferred, 0.0), 1.0) * float(brain_fraction) - 0.01 * max(seam_grad, 0.0)
-    return Quality(int(lesion.sum()), round(c_src, 4), round(c_out, 4), round(transferred, 4),
-                   round(seam_grad, 4), round(float(brain_fraction), 4), round(changed, 4),
-                   round(score, 4))
+    seam_grad = 0.5 * s_grad[seam].sum() / n_seam if n_seam else 0.0
+    score = min(max(transferred, 0.0), 1.0) * brain_fraction - 0.01 * seam_grad
+    return Quality(int(n[0]), round(float(c_src), 4), round(float(c_out), 4),
+                   round(float(transferred), 4), round(float(seam_grad), 4),
+                   round(float(brain_fraction), 4), round(float(s_changed[0] / n[0]), 4),
+                   round(float(score), 4))

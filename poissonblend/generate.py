@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+
 from .dataset import Dataset
 from .errors import OutputError
 from .output import existing_status, manifest_row, prepare_output_dirs, sample_paths, write_manifest, write_sample
@@ -144,6 +146,9 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
     n_workers = min(workers, max(1, count // CHUNK))
     if n_workers > 1 and len(dataset) * 4 < 2**22:
         dataset.preload()  # decode every slice once, shared with the forked workers
+    # Parallelism comes from processes; OpenCV's own threads only add overhead on small ROIs.
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     pool = multiprocessing.get_context("fork").Pool(n_workers) if n_workers > 1 else None
     try:
         drawn = dict(_run(_draw, _chunks(range(count)), pool, done))
@@ -163,6 +168,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
         if pool is not None:
             pool.terminate()
         _JOB.clear()
+        cv2.setNumThreads(cv_threads)
     rows = [manifest_row(cid, recipe, qualities[cid], seed=seed, sample_index=i)
             for cid, (i, recipe) in plan.items()]
     if rows:

@@ -6,10 +6,11 @@ contains an underscore, so ``name.split('_')[1]`` recovers it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import struct
-import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,6 @@ SLICE_NAME_RE = re.compile(r"^slice_([^_]+)_(\d{4,})\.png$")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour types (IHDR): 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA.
 _PNG_GREY = 0
-PNG_COMPRESSION = 1  # zlib level: fast, and still lossless
 
 
 def slice_name(case_id: str, slice_index: int) -> str:
@@ -127,29 +127,46 @@ def decode_gray_png(data: np.ndarray | bytes, path: Path | str) -> np.ndarray:
 
 def encode_png(image: np.ndarray) -> bytes:
     """Encode a ``(H, W)`` uint8 array as PNG bytes (lossless, never JPEG)."""
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    ok, buf = cv2.imencode(".png", image)  # OpenCV's default is both fast and small
     if not ok:  # pragma: no cover - cv2 only fails on unsupported dtypes
         raise OutputError("could not encode PNG")
     return buf.tobytes()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: a temp file in the same folder, then rename.
+_temp_counter = itertools.count()
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
-    A crash leaves either the old file or the new one, never a half-written file.
-    The temp file is removed if anything fails.
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """Write `data` to a new hidden temp file next to `path`; return the temp path.
+
+    Names are ``.<name>.<pid>-<thread>-<n>.tmp``: unique per process and thread,
+    and cheaper to make than :func:`tempfile.mkstemp`'s random names.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}.tmp")
+    fd = os.open(tmp, _TEMP_FLAGS, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: a temp file in the same folder, then rename.
+
+    A crash leaves either the old file or the new one, never a half-written file
+    (plus, at worst, a hidden ``.*.tmp`` file that :func:`remove_stale_temp_files`
+    cleans up). The temp file is removed if anything fails.
+    """
+    path = Path(path)
+    tmp = _write_temp(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -159,22 +176,15 @@ def write_pair(image_path: Path, mask_path: Path, image_png: bytes, mask_png: by
     Both are written to temp files first; the mask is renamed into place before
     the image, so any visible image always has its mask.
     """
-    image_path, mask_path = Path(image_path), Path(mask_path)
-    tmps: list[str] = []
+    tmps: list[Path] = []
     try:
-        for path, data in ((mask_path, mask_png), (image_path, image_png)):
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            tmps.append(tmp)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+        tmps.append(_write_temp(Path(mask_path), mask_png))
+        tmps.append(_write_temp(Path(image_path), image_png))
         os.replace(tmps[0], mask_path)
         os.replace(tmps[1], image_path)
     except BaseException:
         for tmp in tmps:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            tmp.unlink(missing_ok=True)
         raise
 
 

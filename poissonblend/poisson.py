@@ -26,6 +26,28 @@ def _laplacian_eigenvalues(n_rows: int, n_cols: int) -> np.ndarray:
     return (er[:, None] + ec[None, :]).astype(np.float64)
 
 
+MATMUL_MAX = 64
+"""Sides up to this use cached dense DST matrices (faster than an FFT for small ROIs)."""
+
+
+@lru_cache(maxsize=256)
+def _dst_matrix(n: int) -> np.ndarray:
+    """Orthonormal DST-I matrix of size n (symmetric, its own inverse)."""
+    k = np.arange(1, n + 1)
+    return np.sqrt(2.0 / (n + 1)) * np.sin(np.pi * np.outer(k, k) / (n + 1))
+
+
+def _solve_dirichlet(rhs: np.ndarray) -> np.ndarray:
+    """Solve the 5-point ``Δu = rhs`` with u = 0 outside `rhs`'s (M, N) grid."""
+    n, m = rhs.shape
+    if max(n, m) <= MATMUL_MAX:
+        sn, sm = _dst_matrix(n), _dst_matrix(m)
+        return sn @ ((sn @ rhs @ sm) / _laplacian_eigenvalues(n, m)) @ sm
+    coeffs = fft.dstn(rhs, type=1, norm="ortho")
+    coeffs /= _laplacian_eigenvalues(n, m)
+    return fft.idstn(coeffs, type=1, norm="ortho")
+
+
 def _guidance_difference(source: np.ndarray, target: np.ndarray, region: np.ndarray,
                          mode: str, axis: int) -> np.ndarray:
     """Guidance minus target gradient on the edges along `axis` (forward differences).
@@ -34,15 +56,15 @@ def _guidance_difference(source: np.ndarray, target: np.ndarray, region: np.ndar
     (``normal``), or the stronger of source and target gradient (``mixed``);
     elsewhere the guidance is the target's own gradient, so the difference is 0.
     """
-    gs = np.diff(source, axis=axis)
-    gt = np.diff(target, axis=axis)
     if axis == 1:
         on_edge = region[:, 1:] | region[:, :-1]
     else:
         on_edge = region[1:, :] | region[:-1, :]
-    if mode == "mixed":
-        on_edge = on_edge & (np.abs(gs) > np.abs(gt))
-    return np.where(on_edge, gs - gt, np.float32(0))
+    if mode == "normal":
+        return np.diff(source - target, axis=axis) * on_edge
+    gs = np.diff(source, axis=axis)
+    gt = np.diff(target, axis=axis)
+    return (gs - gt) * (on_edge & (np.abs(gs) > np.abs(gt)))
 
 
 def poisson_solve(source: np.ndarray, target: np.ndarray, region: np.ndarray,
@@ -89,9 +111,7 @@ def poisson_solve(source: np.ndarray, target: np.ndarray, region: np.ndarray,
     wy = _guidance_difference(source, target, region, mode, axis=0)  # (M-1, N)
     # Divergence of the difference field at interior pixels (backward differences).
     rhs = (wx[1:-1, 1:] - wx[1:-1, :-1]) + (wy[1:, 1:-1] - wy[:-1, 1:-1])
-    coeffs = fft.dstn(rhs.astype(np.float64), type=1, norm="ortho")
-    coeffs /= _laplacian_eigenvalues(*rhs.shape)
-    correction = fft.idstn(coeffs, type=1, norm="ortho")
+    correction = _solve_dirichlet(rhs.astype(np.float64))
     out = target.copy()
     out[1:-1, 1:-1] += correction.astype(np.float32)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
@@ -85,7 +85,7 @@ class Recipe:
 
     def to_dict(self) -> dict:
         """Plain JSON types; ``Recipe.from_dict(r.to_dict()) == r``."""
-        return asdict(self)
+        return dict(vars(self))
 
     @classmethod
     def from_dict(cls, data: dict) -> "Recipe":
@@ -167,7 +167,7 @@ class SamplingOptions:
         check_margin(self.margin)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(vars(self))
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
