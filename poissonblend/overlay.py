@@ -103,16 +103,19 @@ def _check_shape(mask: np.ndarray, image: np.ndarray) -> None:
         raise ValueError(f"mask shape {mask.shape} differs from image shape {image.shape}")
 
 
-def _put_label(rgb: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int],
+def _put_label(rgb: np.ndarray, text: str, cx: int, bottom: int, colour: tuple[int, int, int],
                scale: float) -> None:
-    """Text with a dark outline whose top-left corner is near (x, y), kept inside the image."""
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    thickness = max(1, int(round(scale * 2)))
+    """Text with a dark outline, centred on column `cx`, its baseline at row `bottom`.
+
+    Moved inside the image where it would stick out.
+    """
+    font = cv2.FONT_HERSHEY_DUPLEX
+    thickness = max(1, int(round(scale * 1.5)))
     (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
     h, w = rgb.shape[:2]
-    x = int(min(max(x, 1), max(1, w - tw - 1)))
-    y = int(min(max(y + th, th + 1), max(th + 1, h - base - 1)))
-    cv2.putText(rgb, text, (x, y), font, scale, TEXT_OUTLINE_RGB, thickness + 2, cv2.LINE_AA)
+    x = int(min(max(cx - tw // 2, 2), max(2, w - tw - 2)))
+    y = int(min(max(bottom, th + 2), max(th + 2, h - base - 2)))
+    cv2.putText(rgb, text, (x, y), font, scale, TEXT_OUTLINE_RGB, thickness + 3, cv2.LINE_AA)
     cv2.putText(rgb, text, (x, y), font, scale, colour, thickness, cv2.LINE_AA)
 
 
@@ -136,7 +139,7 @@ def lesion_outlines(image: np.ndarray, labels: np.ndarray, *, highlight: int | N
     _check_shape(labels, image)
     rgb = to_rgb(image, zoom)
     count = int(labels.max()) if labels.size else 0
-    scale = max(0.35, 0.18 * zoom + 0.15)
+    scale = max(0.4, 0.2 * zoom + 0.1)
     order = [k for k in range(count) if k != highlight] + ([highlight] if highlight is not None
                                                            and 0 <= highlight < count else [])
     for k in order:
@@ -146,11 +149,10 @@ def lesion_outlines(image: np.ndarray, labels: np.ndarray, *, highlight: int | N
         chosen = k == highlight
         colour = NEW_RGB if chosen else ORIGINAL_RGB
         cv2.drawContours(rgb, _contours(mask, zoom), -1, colour, 2 if chosen and zoom > 1 else 1)
-        if numbers:
-            rows = np.flatnonzero(mask.any(axis=1))
-            cols = np.flatnonzero(mask.any(axis=0))
-            _put_label(rgb, str(k), int(cols[-1] + 1) * zoom + 2, int(rows[0]) * zoom - 4 * zoom,
-                       colour, scale)
+        if numbers:  # just above the lesion's topmost pixels
+            top = int(np.flatnonzero(mask.any(axis=1))[0])
+            cx = int(round((np.flatnonzero(mask[top]).mean() + 0.5) * zoom))
+            _put_label(rgb, str(k), cx, top * zoom - 4, colour, scale)
     return rgb
 
 
