@@ -1,0 +1,371 @@
+"""Export the accepted candidates of a review store into training-set folders.
+
+Every accepted candidate is re-rendered from its recipe (and checked against
+the pixels stored when it was queued) and written as the single-slice case
+``slice_<case_id>_0000.png`` in both folders with :func:`output.write_sample`:
+atomic temp-and-rename writes, the mask before its image, identical files
+skipped, different files never overwritten.
+
+Crash safety: the folders themselves are the record of what was exported. A
+run starts by deleting temp files left by a killed run and finishes by
+rebuilding the manifest from what is in the folders, so a run killed at any
+point is completed by the next one:
+
+* a temp file (``.*.tmp``) is deleted;
+* a mask without its image (killed between the two renames) is completed if
+  its candidate is still accepted, and deleted otherwise;
+* the manifest lists exactly the store's cases present in the folders (plus
+  rows of cases poissonblend wrote otherwise, e.g. by ``generate``).
+
+A candidate that was exported and is no longer accepted is *stale*: it is
+reported, and deleted only with ``prune=True`` (image first, then mask).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import os
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import OutputError, PoissonBlendError
+from .io import SLICE_NAME_RE, atomic_write_bytes, remove_stale_temp_files
+from .output import (MANIFEST_COLUMNS, existing_status, manifest_row, prepare_output_dirs,
+                     read_manifest, sample_paths, write_manifest, write_sample)
+from .store import Candidate, Store
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no cross-process export lock
+    fcntl = None  # type: ignore[assignment]
+
+MANIFEST_NAME = "poissonblend_manifest.csv"
+DECISION_COLUMNS = ("decision", "reason", "reviewer", "decided_at")
+EXPORT_MANIFEST_COLUMNS = MANIFEST_COLUMNS + DECISION_COLUMNS
+"""The export manifest: ``generate``'s columns plus the current decision."""
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ExportConflict:
+    """An accepted candidate that could not be exported.
+
+    Attributes
+    ----------
+    candidate_id : int
+    case_id : str
+    message : str
+        Names the file (an existing different file) or the problem (the
+        recipe renders differently from when it was reviewed).
+    """
+
+    candidate_id: int
+    case_id: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"candidate {self.candidate_id} ({self.case_id}): {self.message}"
+
+
+@dataclass(frozen=True)
+class StaleExport:
+    """A case in the folders whose candidate is no longer accepted.
+
+    Attributes
+    ----------
+    candidate_id : int
+    case_id : str
+    state : str
+        The candidate's current state (rejected, skipped or undecided).
+    image_path, mask_path : Path
+    """
+
+    candidate_id: int
+    case_id: str
+    state: str
+    image_path: Path
+    mask_path: Path
+
+    def __str__(self) -> str:
+        return f"{self.image_path.name} (candidate {self.candidate_id}, now {self.state})"
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an :func:`export` run did (or, with `dry_run`, would do).
+
+    Attributes
+    ----------
+    written : int
+        Accepted samples written (completed, for a half-written pair).
+    skipped : int
+        Accepted samples already present with identical pixels.
+    conflicts : list of ExportConflict
+        Accepted samples not exported (existing different file, changed render).
+    pruned : list of Path
+        Files of stale samples deleted (only with ``prune=True``).
+    stale : list of StaleExport
+        Exported samples whose candidate is no longer accepted.
+    manifest : Path
+        The manifest CSV (not written in a dry run).
+    repaired : list of Path
+        Leftovers of a killed run that were deleted: temp files, and masks
+        without an image whose candidate is no longer accepted.
+    dry_run : bool
+    """
+
+    written: int
+    skipped: int
+    conflicts: list[ExportConflict] = field(default_factory=list)
+    pruned: list[Path] = field(default_factory=list)
+    stale: list[StaleExport] = field(default_factory=list)
+    manifest: Path = Path(MANIFEST_NAME)
+    repaired: list[Path] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def line(self) -> str:
+        """The one-line summary (also ``str(summary)``)."""
+        verb = "would write" if self.dry_run else "written"
+        parts = [f"{self.written} {verb}", f"{self.skipped} skipped",
+                 f"{len(self.pruned) // 2} pruned"]
+        if self.stale and not self.pruned:
+            parts.append(f"{len(self.stale)} stale (no longer accepted; --prune removes them)")
+        if self.conflicts:
+            parts.append(f"{len(self.conflicts)} conflict(s)")
+        prefix = "dry run: " if self.dry_run else "export: "
+        return prefix + ", ".join(parts) + f"; manifest {self.manifest}"
+
+    def __str__(self) -> str:
+        return self.line
+
+
+@contextlib.contextmanager
+def _export_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the output image folder for the whole run.
+
+    A lock on the folder itself (flock), so no lock file is left in it; the
+    kernel releases it when the process dies, even by SIGKILL.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"another export is writing to {folder} right now") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _case_files(folder: Path) -> dict[str, Path]:
+    """Case id -> path of the slice-0 PNGs of `folder` (hidden and other files ignored)."""
+    found = {}
+    if folder.is_dir():
+        with os.scandir(folder) as it:
+            for entry in it:
+                m = SLICE_NAME_RE.match(entry.name)
+                if m and int(m.group(2)) == 0 and entry.is_file():
+                    found[m.group(1)] = Path(entry.path)
+    return found
+
+
+def _manifest_row(candidate: Candidate) -> dict:
+    row = manifest_row(candidate.case_id, candidate.recipe, candidate.quality,
+                       seed=candidate.seed, sample_index=candidate.sample_index)
+    row.update(decision=candidate.state, reason=candidate.reason or "",
+               reviewer=candidate.reviewer or "", decided_at=candidate.decided_at or "")
+    return row
+
+
+def export(store: Store, out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike, *,
+           manifest: str | os.PathLike | None = None, prune: bool = False, dry_run: bool = False,
+           progress: Progress | None = None) -> ExportSummary:
+    """Write every accepted candidate of `store` into training-set folders.
+
+    Parameters
+    ----------
+    store : Store
+        The review store; its dataset is used to re-render the recipes.
+    out_input_dir, out_mask_dir : path
+        Output folders (created; must not be the dataset's own folders). Files
+        are ``slice_<case_id>_0000.png`` in both; masks are 0/255.
+    manifest : path, optional
+        Provenance CSV with :data:`EXPORT_MANIFEST_COLUMNS`, one row per case
+        in the folders (default ``out_input_dir/../poissonblend_manifest.csv``).
+        Rows of other cases already in it (e.g. from ``generate``) are kept.
+    prune : bool
+        Delete the files of stale samples (exported, then no longer accepted).
+    dry_run : bool
+        Report what would happen; write, delete and create nothing.
+    progress : callable(done, total), optional
+        Called after each accepted candidate.
+
+    Returns
+    -------
+    ExportSummary
+        ``str(summary)`` is a one-line report. Conflicts do not stop the run;
+        callers should treat a non-empty ``summary.conflicts`` as a failure.
+
+    Raises
+    ------
+    OutputError
+        Unusable output folders or manifest path, or another export running
+        into the same folder.
+    StoreError
+        If the store's dataset cannot be opened or has changed.
+    """
+    if not isinstance(store, Store):
+        raise OutputError(f"store must be a Store (see Store.open), not {type(store).__name__}")
+    for name, flag in (("prune", prune), ("dry_run", dry_run)):
+        if not isinstance(flag, bool):
+            raise OutputError(f"{name} {flag!r} must be True or False")
+    dataset = store.dataset
+    out_i, out_m = prepare_output_dirs(out_input_dir, out_mask_dir, create=not dry_run,
+                                       forbidden=(dataset.input_dir, dataset.mask_dir))
+    manifest = Path(manifest) if manifest is not None else out_i.parent / MANIFEST_NAME
+    manifest = manifest.resolve()
+    if manifest.is_dir():
+        raise OutputError(f"manifest path {manifest} is a folder")
+    if manifest.parent in (out_i, out_m):
+        raise OutputError(f"manifest {manifest} must not be inside an output folder "
+                          "(the training code would read it as data)")
+    lock = _export_lock(out_i) if not dry_run else contextlib.nullcontext()
+    with lock:
+        return _export(store, out_i, out_m, manifest, prune, dry_run, progress)
+
+
+def _export(store: Store, out_i: Path, out_m: Path, manifest: Path, prune: bool, dry_run: bool,
+            progress: Progress | None) -> ExportSummary:
+    repaired: list[Path] = []
+    temps = [(out_i, ".*.tmp"), (out_m, ".*.tmp"), (manifest.parent, f".{manifest.name}.*.tmp")]
+    for folder, pattern in temps:
+        if dry_run:
+            repaired += sorted(folder.glob(pattern)) if folder.is_dir() else []
+        elif pattern == ".*.tmp":
+            repaired += remove_stale_temp_files(folder)
+        elif folder.is_dir():
+            for tmp in sorted(folder.glob(pattern)):
+                tmp.unlink(missing_ok=True)
+                repaired.append(tmp)
+
+    everything = store.candidates()
+    by_case = {c.case_id: c for c in everything}
+    accepted = [c for c in everything if c.state == "accepted"]
+    written = skipped = 0
+    conflicts: list[ExportConflict] = []
+    present: set[str] = set()
+    for k, candidate in enumerate(accepted):
+        try:
+            sample = store.render(candidate)
+            if dry_run:
+                status = existing_status(sample, *sample_paths(candidate.case_id, out_i, out_m))
+                status = status or "written"
+            else:
+                status = write_sample(sample, candidate.case_id, out_i, out_m)
+        except PoissonBlendError as exc:
+            conflicts.append(ExportConflict(candidate.id, candidate.case_id, str(exc)))
+        else:
+            present.add(candidate.case_id)
+            if status == "written":
+                written += 1
+            else:
+                skipped += 1
+        if progress is not None:
+            progress(k + 1, len(accepted))
+
+    stale: list[StaleExport] = []
+    pruned: list[Path] = []
+    images, masks = _case_files(out_i), _case_files(out_m)
+    for case_id in sorted(set(images) | set(masks)):
+        candidate = by_case.get(case_id)
+        if candidate is None or candidate.state == "accepted":
+            continue  # not ours (e.g. generate), or handled above
+        image_path, mask_path = sample_paths(case_id, out_i, out_m)
+        if case_id in images and case_id in masks:
+            stale.append(StaleExport(candidate.id, case_id, candidate.state, image_path, mask_path))
+            if prune:
+                pruned += [image_path, mask_path]
+                if not dry_run:  # image first: a crash in between leaves a lone mask, repaired later
+                    image_path.unlink(missing_ok=True)
+                    mask_path.unlink(missing_ok=True)
+            else:
+                present.add(case_id)
+        else:  # half a pair: debris of a killed write or prune
+            lone = image_path if case_id in images else mask_path
+            repaired.append(lone)
+            if not dry_run:
+                lone.unlink(missing_ok=True)
+
+    rows = [r for r in read_manifest(manifest) if r.get("case_id") not in by_case]
+    rows += [_manifest_row(by_case[case_id]) for case_id in present]
+    if not dry_run:
+        write_manifest(manifest, rows, columns=EXPORT_MANIFEST_COLUMNS, merge=False)
+    return ExportSummary(written, skipped, conflicts, pruned, stale, manifest, repaired, dry_run)
+
+
+def export_zip(out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike,
+               manifest: str | os.PathLike | None = None, *,
+               path: str | os.PathLike | None = None) -> bytes | Path:
+    """Zip the two output folders and the manifest, for download.
+
+    The archive holds ``input/<name>.png``, ``mask/<name>.png`` (every visible
+    PNG of the folders, sorted) and ``poissonblend_manifest.csv`` if the
+    manifest exists.
+
+    Parameters
+    ----------
+    out_input_dir, out_mask_dir : path
+        The folders :func:`export` wrote.
+    manifest : path, optional
+        Default ``out_input_dir/../poissonblend_manifest.csv``.
+    path : path, optional
+        Write the zip there (atomically) and return the path; otherwise
+        return the zip as bytes.
+
+    Raises
+    ------
+    OutputError
+        If a folder does not exist, or `path` is inside an output folder.
+    """
+    folders = []
+    for role, folder in (("image", out_input_dir), ("mask", out_mask_dir)):
+        folder = Path(folder).resolve()
+        if not folder.is_dir():
+            raise OutputError(f"output {role} folder {folder} does not exist")
+        folders.append(folder)
+    out_i, out_m = folders
+    if out_i == out_m:
+        raise OutputError(f"output image and mask folders are the same folder ({out_i})")
+    manifest = Path(manifest) if manifest is not None else out_i.parent / MANIFEST_NAME
+    if path is not None and Path(path).resolve().parent in (out_i, out_m):
+        raise OutputError(f"zip path {path} must not be inside an output folder")
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for arc_dir, folder in (("input", out_i), ("mask", out_m)):
+            for png in sorted(folder.glob("*.png")):
+                if not png.name.startswith(".") and png.is_file():
+                    zf.write(png, f"{arc_dir}/{png.name}", compress_type=zipfile.ZIP_STORED)
+        if manifest.is_file():
+            zf.write(manifest, MANIFEST_NAME, compress_type=zipfile.ZIP_DEFLATED)
+    data = buf.getvalue()
+    if path is None:
+        return data
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise OutputError(f"cannot write zip {path} ({exc.strerror})") from None
+    return path
+
+
+__all__ = ["DECISION_COLUMNS", "EXPORT_MANIFEST_COLUMNS", "ExportConflict", "ExportSummary",
+           "MANIFEST_NAME", "StaleExport", "export", "export_zip"]
