@@ -1,5 +1,5 @@
 """CLI commands, one module each (see :mod:`poissonblend.cli`)."""
 
-from . import demo, generate, import_isles
+from . import decide, demo, export, generate, import_isles, queue, status
 
-COMMANDS = (generate, import_isles, demo)
+COMMANDS = (generate, import_isles, demo, queue, status, decide, export)

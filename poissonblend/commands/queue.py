@@ -1,0 +1,67 @@
+"""Queue candidates for review: draw N recipes with the engine and store them.
+
+Sample i of a batch with seed S is drawn exactly as generate draws it, rendered
+once for its quality report, and stored in the review database DB (created on
+first use, bound to the dataset's folders and file contents). The same seed
+gives the same candidates; re-running adds nothing twice. Review them in the
+app, or decide in bulk with 'decide', then write the accepted ones with 'export'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from ..dataset import open_dataset
+from ..poisson import MODES
+from ..recipe import SamplingOptions
+from ..store import Store
+from .status import format_counts
+
+NAME = "queue"
+HELP = "draw N candidates into a review database"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", required=True, help="review database file (SQLite; created if missing)")
+    p.add_argument("--input-dir", required=True, help="folder of input slices (8-bit grey PNG)")
+    p.add_argument("--mask-dir", required=True, help="folder of masks with the same file names")
+    p.add_argument("--count", type=int, required=True, help="number of candidates to draw")
+    p.add_argument("--seed", type=int, default=0, help="batch seed (default 0)")
+    p.add_argument("--start", type=int, default=0,
+                   help="index of the first sample (queue more of a batch: --start previous count)")
+    p.add_argument("--batch", help="batch label (default seed-<SEED>)")
+    p.add_argument("--mode", choices=MODES, default="normal",
+                   help="guidance: source gradients (normal) or the stronger of source/target (mixed)")
+    p.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
+                   help="lesion scale drawn uniformly from [LOW, HIGH] (default 1 1)")
+    p.add_argument("--rotation", type=float, nargs=2, default=(0.0, 0.0), metavar=("LOW", "HIGH"),
+                   help="lesion rotation in degrees drawn from [LOW, HIGH] (default 0 0)")
+    p.add_argument("--flip", action="store_true", help="flip lesions left-right / top-bottom at random")
+    p.add_argument("--margin", type=int, default=6,
+                   help="px the Poisson region extends around the lesion (4-32, default 6)")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="allow placing over the target's own lesions")
+    p.add_argument("--allow-other-dataset", action="store_true",
+                   help="use DB although it was made for other folders or files")
+
+
+def run(args: argparse.Namespace) -> int:
+    options = SamplingOptions(mode=args.mode, scale_range=tuple(args.scale),
+                              rotation_range=tuple(args.rotation), flip=args.flip,
+                              margin=args.margin, avoid_lesions=not args.allow_overlap)
+    dataset = open_dataset(args.input_dir, args.mask_dir)
+    store = Store.open(args.db, dataset, allow_other_dataset=args.allow_other_dataset)
+    before = store.counts()["total"]
+    with tqdm(total=args.count, unit="sample", disable=not sys.stderr.isatty(),
+              desc="queue") as bar:
+        queued = store.queue(args.count, args.seed, options, batch=args.batch, start=args.start,
+                             progress=lambda done, total: bar.update(done - bar.n))
+    counts = store.counts()
+    batch = queued[0].batch if queued else (args.batch or f"seed-{args.seed}")
+    print(f"queued {len(queued)} candidate(s) in batch {batch} "
+          f"({counts['total'] - before} new) into {store.path}")
+    print(format_counts(counts))
+    return 0
