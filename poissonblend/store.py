@@ -454,6 +454,13 @@ class Store:
 
     @property
     def dataset(self) -> Dataset:
+        """The dataset (opened from the recorded folders on first use if not given).
+
+        Raises
+        ------
+        StoreError
+            If the recorded folders cannot be opened or their files changed.
+        """
         with self._lock:
             if self._dataset is None:
                 try:

@@ -347,6 +347,24 @@ def test_render_checks_the_pixels_stored_at_queue_time(store, queued, db_path):
     conn.close()
     with pytest.raises(StoreError, match="renders differently"):
         store.render(queued[0].id)
+    with pytest.raises(StoreError, match="no candidate with id 999"):
+        store.render(999)
+
+
+def test_migrate_invalid_inputs(tmp_path):
+    conn = raw(tmp_path / "foreign.db")
+    try:
+        conn.execute("CREATE TABLE notes (text)")
+        with pytest.raises(StoreError, match="not a poissonblend review database"):
+            migrate(conn)
+        conn.execute("DROP TABLE notes")
+        conn.execute("CREATE TABLE schema_version (version INTEGER)")
+        conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
+        with pytest.raises(StoreError, match="newer than this poissonblend"):
+            migrate(conn)
+        assert schema_version(conn) == SCHEMA_VERSION + 1  # left untouched
+    finally:
+        conn.close()
 
 
 # ------------------------------------------------------------------ concurrency
