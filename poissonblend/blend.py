@@ -17,7 +17,7 @@ import numpy as np
 from .errors import PlacementError, RecipeError
 from .lesions import LesionPatch
 from .placement import top_left_rc
-from .poisson import MODES, poisson_solve
+from .poisson import MODES, poisson_correction
 
 FEATHER = 3
 """Pixels (Chebyshev) beyond the lesion over which the blend fades into the target."""
@@ -94,13 +94,16 @@ def check_margin(margin: int) -> None:
 def _window(image: np.ndarray, r0: int, c0: int, h: int, w: int) -> np.ndarray:
     """Rows r0:r0+h, cols c0:c0+w of `image`, edge-replicated beyond its borders."""
     rows, cols = image.shape
+    if r0 >= 0 and c0 >= 0 and r0 + h <= rows and c0 + w <= cols:
+        return image[r0:r0 + h, c0:c0 + w]
     pads = ((max(0, -r0), max(0, r0 + h - rows)), (max(0, -c0), max(0, c0 + w - cols)))
-    crop = image[max(0, r0):min(rows, r0 + h), max(0, c0):min(cols, c0 + w)]
-    return np.pad(crop, pads, mode="edge") if any(p for pair in pads for p in pair) else crop
+    return np.pad(image[max(0, r0):min(rows, r0 + h), max(0, c0):min(cols, c0 + w)], pads,
+                  mode="edge")
 
 
-_ALPHA = np.clip((FEATHER + 1 - np.arange(FEATHER + 2)) / FEATHER, 0.0, 1.0).astype(np.float32)
-"""Blend weight by Chebyshev distance from the lesion: 1, 1, 2/3, 1/3, 0 for FEATHER = 3."""
+_FAR = MAX_MARGIN + 1
+_ALPHA = np.clip((FEATHER + 1 - np.arange(_FAR + 1)) / FEATHER, 0.0, 1.0)
+"""Blend weight by Chebyshev distance from the lesion: 1, 1, 2/3, 1/3, 0, 0, … for FEATHER = 3."""
 
 
 def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
@@ -158,15 +161,17 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     wr0, wc0 = top - pad, left - pad
     src = patch.image[sr0:sr0 + wh, sc0:sc0 + ww]
     lesion = patch.mask[sr0:sr0 + wh, sc0:sc0 + ww]
-    tgt_u8 = _window(target, wr0, wc0, wh, ww)
-    tgt = tgt_u8.astype(np.float32)
+    tgt = _window(target, wr0, wc0, wh, ww).astype(np.float32)
 
-    # Chebyshev distance to the lesion: the Poisson region is the lesion grown by margin.
-    dist = cv2.distanceTransform((~lesion).view(np.uint8), cv2.DIST_C, 3)
-    solved = poisson_solve(src, tgt, dist <= margin, mode=mode)
-    alpha = _ALPHA[np.minimum(dist, FEATHER + 1).astype(np.intp)]
-    # Where alpha is 0 this is exactly the target's integer value again.
-    out = np.clip(np.rint(tgt + alpha * (solved - tgt)), 0, 255).astype(np.uint8)
+    # Chebyshev distance to the lesion (capped): the Poisson region is the lesion
+    # grown by `margin`; the composite weight fades with the same distance.
+    dist = np.minimum(cv2.distanceTransform((~lesion).view(np.uint8), cv2.DIST_C, 3),
+                      _FAR).astype(np.intp)
+    correction = poisson_correction(src, tgt, dist <= margin, mode=mode)
+    blended = tgt.astype(np.float64)
+    blended[1:-1, 1:-1] += _ALPHA[dist[1:-1, 1:-1]] * correction
+    # Where the weight is 0 this is exactly the target's integer value again.
+    out = np.clip(np.rint(blended, out=blended), 0, 255, out=blended).astype(np.uint8)
 
     # Paste the window back, only the part inside the image.
     ir0, ic0 = max(0, wr0), max(0, wc0)
@@ -179,43 +184,44 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     mask = target_mask.view(np.uint8) * np.uint8(255)
     mask[top:top + h, left:left + w][lesion_crop] = 255
 
-    inside = np.zeros((wh, ww), dtype=bool)
-    inside[win] = True
-    brain_fraction = (float(np.count_nonzero(brain[top:top + h, left:left + w] & lesion_crop))
-                      / lesion_crop.sum() if brain is not None else 1.0)
-    quality = _quality(src, tgt, out.astype(np.float32), lesion, dist, inside, brain_fraction)
+    inside = None
+    if (ir1 - ir0, ic1 - ic0) != (wh, ww):  # the window reaches past the image border
+        inside = np.zeros((wh, ww), dtype=bool)
+        inside[win] = True
+    brain_fraction = (float(np.count_nonzero(brain[top:top + h, left:left + w] & lesion_crop)
+                            / np.count_nonzero(lesion_crop)) if brain is not None else 1.0)
+    quality = _quality(src, tgt, blended, lesion, dist, inside, brain_fraction)  # blended == out
     return Blend(image, mask, lesion_mask, quality)
 
 
-def _band_sums(band: np.ndarray, values: np.ndarray) -> np.ndarray:
-    return np.bincount(band, values.ravel(), minlength=_BANDS)
-
-
-_BANDS = FEATHER + 4  # distance bands 0 … FEATHER+2, and one for "outside the image"
+_BANDS = FEATHER + 4
+"""Quality bands: Chebyshev distance 0 … FEATHER + 1, "farther", and "outside the image"."""
+_BAND_OF_DISTANCE = np.minimum(np.arange(_FAR + 1), _BANDS - 2)
 
 
 def _quality(src: np.ndarray, tgt: np.ndarray, out: np.ndarray, lesion: np.ndarray,
-             dist: np.ndarray, inside: np.ndarray, brain_fraction: float) -> Quality:
+             dist: np.ndarray, inside: np.ndarray | None, brain_fraction: float) -> Quality:
     """Quality numbers from per-distance-band sums (band k = Chebyshev distance k)."""
-    band = np.minimum(dist, _BANDS - 2).astype(np.intp)
-    band[~inside] = _BANDS - 1
-    band = band.ravel()
-    n = np.bincount(band, minlength=_BANDS).astype(float)
+    band = _BAND_OF_DISTANCE[dist]
+    if inside is not None:
+        band[~inside] = _BANDS - 1
     change = out - tgt
-    # Central differences; the outer ring (never within FEATHER + 1 px of the lesion) is 0.
-    grad = np.zeros_like(change)
-    grad[1:-1, 1:-1] = np.hypot(change[1:-1, 2:] - change[1:-1, :-2],
-                                change[2:, 1:-1] - change[:-2, 1:-1])
-    s_src, s_out, s_grad, s_changed = (
-        _band_sums(band, v) for v in (src, out, grad, np.abs(change) > CHANGE_LEVEL))
+    # Central differences on the interior (the outer ring is never within FEATHER + 1 px).
+    grad = np.hypot(change[1:-1, 2:] - change[1:-1, :-2], change[2:, 1:-1] - change[:-2, 1:-1])
+    flat = band.ravel()
+    # Per-band sums as Python lists: the arithmetic below is on a handful of numbers.
+    n = np.bincount(flat, minlength=_BANDS).tolist()
+    s_src = np.bincount(flat, src.ravel(), minlength=_BANDS).tolist()
+    s_out = np.bincount(flat, out.ravel(), minlength=_BANDS).tolist()
+    s_changed = np.bincount(flat, (np.abs(change) > CHANGE_LEVEL).ravel(), minlength=_BANDS).tolist()
+    s_grad = np.bincount(band[1:-1, 1:-1].ravel(), grad.ravel(), minlength=_BANDS).tolist()
     ring, seam = slice(1, FEATHER + 1), slice(2, FEATHER + 2)
-    n_ring, n_seam = n[ring].sum(), n[seam].sum()
-    c_src = s_src[0] / n[0] - s_src[ring].sum() / n_ring if n_ring else 0.0
-    c_out = s_out[0] / n[0] - s_out[ring].sum() / n_ring if n_ring else 0.0
+    n_lesion, n_ring, n_seam = n[0], sum(n[ring]), sum(n[seam])
+    c_src = s_src[0] / n_lesion - sum(s_src[ring]) / n_ring if n_ring else 0.0
+    c_out = s_out[0] / n_lesion - sum(s_out[ring]) / n_ring if n_ring else 0.0
     transferred = c_out / c_src if abs(c_src) >= 1.0 else 1.0
-    seam_grad = 0.5 * s_grad[seam].sum() / n_seam if n_seam else 0.0
+    seam_grad = 0.5 * sum(s_grad[seam]) / n_seam if n_seam else 0.0
     score = min(max(transferred, 0.0), 1.0) * brain_fraction - 0.01 * seam_grad
-    return Quality(int(n[0]), round(float(c_src), 4), round(float(c_out), 4),
-                   round(float(transferred), 4), round(float(seam_grad), 4),
-                   round(float(brain_fraction), 4), round(float(s_changed[0] / n[0]), 4),
-                   round(float(score), 4))
+    return Quality(n_lesion, round(c_src, 4), round(c_out, 4), round(transferred, 4),
+                   round(seam_grad, 4), round(brain_fraction, 4), round(s_changed[0] / n_lesion, 4),
+                   round(score, 4))

@@ -131,7 +131,7 @@ def extract_lesion(image: np.ndarray, labels: np.ndarray, lesion: LesionInfo,
         Pixels of surrounding texture to keep around the bounding box.
     """
     r0, c0, r1, c1 = lesion.bbox_rc
-    img = _crop_reflect(image.astype(np.float32), r0 - pad, c0 - pad, r1 + pad, c1 + pad)
+    img = _crop_reflect(image, r0 - pad, c0 - pad, r1 + pad, c1 + pad).astype(np.float32)
     mask = np.zeros(img.shape, dtype=bool)
     mask[pad:pad + r1 - r0, pad:pad + c1 - c0] = labels[r0:r1, c0:c1] == lesion.index + 1
     return LesionPatch(img, mask, (pad, pad, pad + r1 - r0, pad + c1 - c0))

@@ -48,23 +48,50 @@ def _solve_dirichlet(rhs: np.ndarray) -> np.ndarray:
     return fft.idstn(coeffs, type=1, norm="ortho")
 
 
-def _guidance_difference(source: np.ndarray, target: np.ndarray, region: np.ndarray,
-                         mode: str, axis: int) -> np.ndarray:
-    """Guidance minus target gradient on the edges along `axis` (forward differences).
+def _guidance_differences(source: np.ndarray, target: np.ndarray, region: np.ndarray,
+                          mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Guidance minus target gradient on horizontal and vertical edges (forward differences).
 
     An edge carries the source's gradient if either of its pixels is in `region`
     (``normal``), or the stronger of source and target gradient (``mixed``);
     elsewhere the guidance is the target's own gradient, so the difference is 0.
+    Returns ``(wx, wy)`` of shapes ``(M, N - 1)`` and ``(M - 1, N)``.
     """
-    if axis == 1:
-        on_edge = region[:, 1:] | region[:, :-1]
-    else:
-        on_edge = region[1:, :] | region[:-1, :]
+    on_x = region[:, 1:] | region[:, :-1]
+    on_y = region[1:, :] | region[:-1, :]
     if mode == "normal":
-        return np.diff(source - target, axis=axis) * on_edge
-    gs = np.diff(source, axis=axis)
-    gt = np.diff(target, axis=axis)
-    return (gs - gt) * (on_edge & (np.abs(gs) > np.abs(gt)))
+        d = source - target
+        return (d[:, 1:] - d[:, :-1]) * on_x, (d[1:, :] - d[:-1, :]) * on_y
+    sx, sy = source[:, 1:] - source[:, :-1], source[1:, :] - source[:-1, :]
+    tx, ty = target[:, 1:] - target[:, :-1], target[1:, :] - target[:-1, :]
+    return ((sx - tx) * (on_x & (np.abs(sx) > np.abs(tx))),
+            (sy - ty) * (on_y & (np.abs(sy) > np.abs(ty))))
+
+
+def _check(source: np.ndarray, target: np.ndarray, region: np.ndarray, mode: str) -> None:
+    if source.shape != target.shape or region.shape != target.shape:
+        raise ValueError(
+            f"`source` {source.shape}, `target` {target.shape} and `region` "
+            f"{region.shape} must have the same shape"
+        )
+    if min(target.shape) < 3:
+        raise ValueError(f"ROI shape {target.shape} must be at least 3x3")
+    if mode not in MODES:
+        raise ValueError(f"`mode` {mode!r} must be one of {MODES}")
+
+
+def poisson_correction(source: np.ndarray, target: np.ndarray, region: np.ndarray,
+                       *, mode: Mode = "normal") -> np.ndarray:
+    """What the Poisson solve adds to the target on the ROI interior.
+
+    Same problem as :func:`poisson_solve`; returns ``f - target`` on the
+    ``(M - 2, N - 2)`` interior (the outer ring's correction is 0), in float64.
+    """
+    _check(source, target, region, mode)
+    wx, wy = _guidance_differences(source, target, region, mode)
+    # Divergence of the difference field at interior pixels (backward differences).
+    rhs = (wx[1:-1, 1:] - wx[1:-1, :-1]) + (wy[1:, 1:-1] - wy[:-1, 1:-1])
+    return _solve_dirichlet(rhs.astype(np.float64))
 
 
 def poisson_solve(source: np.ndarray, target: np.ndarray, region: np.ndarray,
@@ -96,22 +123,6 @@ def poisson_solve(source: np.ndarray, target: np.ndarray, region: np.ndarray,
     ValueError
         If shapes differ, the ROI is smaller than 3×3, or `mode` is unknown.
     """
-    if source.shape != target.shape or region.shape != target.shape:
-        raise ValueError(
-            f"`source` {source.shape}, `target` {target.shape} and `region` "
-            f"{region.shape} must have the same shape"
-        )
-    if min(target.shape) < 3:
-        raise ValueError(f"ROI shape {target.shape} must be at least 3x3")
-    if mode not in MODES:
-        raise ValueError(f"`mode` {mode!r} must be one of {MODES}")
-    source = source.astype(np.float32, copy=False)
-    target = target.astype(np.float32, copy=False)
-    wx = _guidance_difference(source, target, region, mode, axis=1)  # (M, N-1)
-    wy = _guidance_difference(source, target, region, mode, axis=0)  # (M-1, N)
-    # Divergence of the difference field at interior pixels (backward differences).
-    rhs = (wx[1:-1, 1:] - wx[1:-1, :-1]) + (wy[1:, 1:-1] - wy[:-1, 1:-1])
-    correction = _solve_dirichlet(rhs.astype(np.float64))
-    out = target.copy()
-    out[1:-1, 1:-1] += correction.astype(np.float32)
+    out = target.astype(np.float32)  # always a copy
+    out[1:-1, 1:-1] += poisson_correction(source, target, region, mode=mode)
     return out

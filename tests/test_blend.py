@@ -202,3 +202,18 @@ def test_invalid_options(kwargs):
     patch = extract_lesion(image, labels, lesions[0], pad=MARGIN + 1)
     with pytest.raises(RecipeError):
         blend(patch, image, mask > 0, center_xy=(16, 16), **{"margin": MARGIN, **kwargs})
+
+
+def test_quality_is_plain_json():
+    import json
+    mask = np.zeros((40, 40), np.uint8)
+    mask[18:22, 18:22] = 255
+    image = (np.full((40, 40), 80) + 60 * (mask > 0)).astype(np.uint8)
+    labels, lesions = label_lesions(mask)
+    patch = extract_lesion(image, labels, lesions[0], pad=MARGIN + 1)
+    out = blend(patch, np.full((40, 40), 100, np.uint8), np.zeros((40, 40), bool),
+                center_xy=(20, 20), brain=np.ones((40, 40), bool))
+    d = out.quality.to_dict()
+    assert all(type(v) in (int, float) for v in d.values()), d
+    assert json.loads(json.dumps(d)) == d
+    assert out.quality.contrast_transferred > 0.9 and out.quality.brain_fraction == 1.0
