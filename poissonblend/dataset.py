@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import warnings
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
@@ -143,6 +144,7 @@ class Dataset:
         self._by_name = {s.name: s for s in slices}
         self._cache: OrderedDict[str, tuple] = OrderedDict()
         self._cache_bytes = 0
+        self._lock = threading.Lock()
         self.case_ids = frozenset(s.case_id for s in slices)
         self.lesion_refs = tuple((s.name, les.index) for s in slices for les in s.lesions)
         self.target_names = tuple(s.name for s in slices if s.brain_area > 0)
@@ -177,10 +179,11 @@ class Dataset:
         brain : (M, N) ndarray of bool
             The brain mask used for placement.
         """
-        hit = self._cache.get(name)
-        if hit is not None:
-            self._cache.move_to_end(name)
-            return hit
+        with self._lock:
+            hit = self._cache.get(name)
+            if hit is not None:
+                self._cache.move_to_end(name)
+                return hit
         self.info(name)
         image = _read(self.input_dir / name)
         mask = _read(self.mask_dir / name)
@@ -190,11 +193,13 @@ class Dataset:
         arrays = (image, mask > 0, labels, brain_mask(image))
         for a in arrays:
             a.flags.writeable = False
-        self._cache[name] = arrays
-        self._cache_bytes += sum(a.nbytes for a in arrays)
-        while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
-            self._cache_bytes -= sum(a.nbytes for a in old)
+        with self._lock:  # the app shares one Dataset between sessions' threads
+            if name not in self._cache:
+                self._cache[name] = arrays
+                self._cache_bytes += sum(a.nbytes for a in arrays)
+            while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                self._cache_bytes -= sum(a.nbytes for a in old)
         return arrays
 
     def preload(self) -> None:

@@ -140,11 +140,20 @@ _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 def _write_temp(path: Path, data: bytes) -> Path:
     """Write `data` to a new hidden temp file next to `path`; return the temp path.
 
-    Names are ``.<name>.<pid>-<thread>-<n>.tmp``: unique per process and thread,
-    and cheaper to make than :func:`tempfile.mkstemp`'s random names.
+    Names are ``.<name>.<pid>-<thread>-<n>.tmp``, cheaper to make than
+    :func:`tempfile.mkstemp`'s random names; a name left behind by a killed
+    process (same pid after a restart) is simply skipped.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}.tmp")
-    fd = os.open(tmp, _TEMP_FLAGS, 0o644)
+    for _ in range(1000):
+        tmp = path.with_name(
+            f".{path.name}.{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}.tmp")
+        try:
+            fd = os.open(tmp, _TEMP_FLAGS, 0o644)
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - a thousand stale temp files of this very process id
+        raise OutputError(f"cannot create a temp file next to {path}")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -116,18 +116,30 @@ def read_manifest(path: Path) -> list[dict]:
         return []
 
 
+def _manifest_columns(path: Path) -> list[str]:
+    try:
+        with open(path, newline="") as fh:
+            return next(csv.reader(fh), [])
+    except FileNotFoundError:
+        return []
+
+
 def write_manifest(path: Path, rows: list[dict], *, columns: tuple[str, ...] = MANIFEST_COLUMNS,
                    merge: bool = True) -> Path:
     """Write the manifest CSV atomically, one row per case id, sorted by case id.
 
-    With `merge`, rows already in the file for other case ids are kept, so the
-    manifest describes every case poissonblend wrote into the folders.
+    With `merge`, rows already in the file for other case ids are kept (and so
+    are its extra columns, e.g. an export's decision columns), so the manifest
+    describes every case poissonblend wrote into the folders.
     """
     path = Path(path)
     if path.exists() and path.is_dir():
         raise OutputError(f"manifest path {path} is a folder")
     merged = {r["case_id"]: r for r in (read_manifest(path) if merge else [])}
-    merged.update({r["case_id"]: r for r in rows})
+    if merge:
+        columns = tuple(columns) + tuple(c for c in _manifest_columns(path) if c not in columns)
+    for row in rows:
+        merged[row["case_id"]] = {**merged.get(row["case_id"], {}), **row}
     buf = _io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -130,3 +130,13 @@ def test_no_traceback_from_a_subprocess(training_set, tmp_path):
                            str(tmp_path / "b"), "--count", "1"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_generate_keeps_other_columns_of_a_shared_manifest(training_set, tmp_path):
+    manifest = tmp_path / "poissonblend_manifest.csv"
+    manifest.write_text("case_id,decision,reviewer\npbexported01,accepted,ana\n")
+    assert run_generate(training_set, tmp_path, "--count", "3") == 0
+    with open(manifest) as fh:
+        rows = {r["case_id"]: r for r in csv.DictReader(fh)}
+    assert rows["pbexported01"]["decision"] == "accepted" and rows["pbexported01"]["reviewer"] == "ana"
+    assert len(rows) == 4 and all(r["decision"] == "" for k, r in rows.items() if k != "pbexported01")

@@ -51,3 +51,17 @@ def test_unreadable_files_are_dataset_errors(tmp_path):
         read_gray_png(tmp_path / "missing.png")
     with pytest.raises(DatasetError, match="not a readable PNG"):
         decode_gray_png(b"", "empty.png")
+
+
+def test_stale_temp_file_of_a_dead_process_with_the_same_pid_is_skipped(tmp_path):
+    import os
+    import threading
+
+    from poissonblend import io as pbio
+    target = tmp_path / "x.png"
+    n = next(pbio._temp_counter) + 1  # the name the next write will try first
+    stale = tmp_path / f".x.png.{os.getpid()}-{threading.get_ident()}-{n}.tmp"
+    stale.write_bytes(b"left by a killed writer")
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert stale.exists()  # not ours to delete here; export/remove_stale_temp_files cleans up
