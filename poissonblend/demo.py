@@ -40,6 +40,7 @@ from scipy import ndimage
 
 from .errors import OutputError
 from .io import encode_png, same_pixels, slice_name, write_pair
+from .output import prepare_output_dirs
 
 DEFAULT_SEED = 0
 DEFAULT_CASES = 8
@@ -444,17 +445,7 @@ def make_demo(out_dir: str | os.PathLike, *, seed: int = DEFAULT_SEED, cases: in
     """
     _validate(seed, cases, slices, size)
     out_dir = Path(out_dir).resolve()
-    input_dir, mask_dir = out_dir / "input", out_dir / "mask"
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"demo output folder {out_dir} is a file, not a folder")
-    for folder in (input_dir, mask_dir):
-        if folder.exists() and not folder.is_dir():
-            raise OutputError(f"demo output folder {folder} is a file, not a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create demo output folder {folder} "
-                              f"({exc.strerror or exc})") from None
+    input_dir, mask_dir = prepare_output_dirs(out_dir / "input", out_dir / "mask")
 
     todo: list[tuple[str, np.ndarray, np.ndarray]] = []
     for name, image, mask in demo_slices(seed=seed, cases=cases, slices=slices, size=size):

@@ -75,6 +75,7 @@ from scipy import ndimage
 
 from .errors import ImportError_, OutputError, PoissonBlendWarning
 from .io import encode_png, same_pixels, slice_name, write_pair
+from .output import prepare_output_dirs
 
 __all__ = [
     "AFFINE_ATOL_MM",
@@ -531,16 +532,7 @@ def case_slices(image: np.ndarray, lesion: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _prepare_out(out_dir: Path) -> tuple[Path, Path]:
-    input_dir, mask_dir = out_dir / "input", out_dir / "mask"
-    for folder in (out_dir, input_dir, mask_dir):
-        if folder.exists() and not folder.is_dir():
-            raise OutputError(f"output {folder} exists and is not a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"output {folder}: cannot create folder "
-                              f"({exc.strerror or exc})") from None
-    return input_dir, mask_dir
+    return prepare_output_dirs(out_dir / "input", out_dir / "mask")
 
 
 def import_case(case: IslesCase, out_dir: str | os.PathLike, *,

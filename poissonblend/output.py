@@ -43,8 +43,9 @@ def prepare_output_dirs(out_input_dir: Path, out_mask_dir: Path, *,
         if folder in bad:
             raise OutputError(f"output {role} folder {folder} is an input folder; "
                               "augmented data must go to other folders")
-        if folder.exists() and not folder.is_dir():
-            raise OutputError(f"output {role} folder {folder} is a file, not a folder")
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            raise OutputError(f"output {role} folder {folder}: {existing} is a file, not a folder")
     for folder in (out_input_dir, out_mask_dir) if create else ():
         try:
             folder.mkdir(parents=True, exist_ok=True)

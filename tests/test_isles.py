@@ -461,7 +461,7 @@ def test_broken_case_is_one_error_line(two_cases, tmp_path, capsys, damage):
     (["--cases", "abc"], ["'abc' is not a case number"]),
     (["--modality", "t1"], ["--modality", "invalid choice"]),
     (["--workers", "0"], ["--workers", ">= 1"]),
-    (["--out", "{tmp}/file.txt"], ["file.txt", "is not a folder"]),
+    (["--out", "{tmp}/file.txt"], ["file.txt", "is a file, not a folder"]),
 ])
 def test_bad_arguments_are_one_error_line(two_cases, tmp_path, capsys, args, needles):
     root, _ = two_cases

@@ -16,8 +16,7 @@ from tqdm import tqdm
 
 from ..dataset import open_dataset
 from ..generate import generate
-from ..poisson import MODES
-from ..recipe import SamplingOptions
+from ._sampling import add_sampling_arguments, sampling_options
 
 NAME = "generate"
 HELP = "write N random blended samples into output folders"
@@ -30,23 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-mask-dir", required=True, help="output folder for their masks (0/255)")
     p.add_argument("--count", type=int, required=True, help="number of samples to draw (0: nothing)")
     p.add_argument("--seed", type=int, default=0, help="batch seed (default 0)")
-    p.add_argument("--mode", choices=MODES, default="normal",
-                   help="guidance: source gradients (normal) or the stronger of source/target (mixed)")
-    p.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
-                   help="lesion scale drawn uniformly from [LOW, HIGH] (default 1 1)")
-    p.add_argument("--rotation", type=float, nargs=2, default=(0.0, 0.0), metavar=("LOW", "HIGH"),
-                   help="lesion rotation in degrees drawn from [LOW, HIGH] (default 0 0)")
-    p.add_argument("--flip", action="store_true", help="flip lesions left-right / top-bottom at random")
-    p.add_argument("--margin", type=int, default=6, help="px the Poisson region extends around the lesion (4-32, default 6)")
-    p.add_argument("--allow-overlap", action="store_true", help="allow placing over the target's own lesions")
+    add_sampling_arguments(p)
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--manifest", help="manifest CSV path (default OUT_INPUT_DIR/../poissonblend_manifest.csv)")
 
 
 def run(args: argparse.Namespace) -> int:
-    options = SamplingOptions(mode=args.mode, scale_range=tuple(args.scale),
-                              rotation_range=tuple(args.rotation), flip=args.flip,
-                              margin=args.margin, avoid_lesions=not args.allow_overlap)
+    options = sampling_options(args)
     dataset = open_dataset(args.input_dir, args.mask_dir, workers=args.workers)
     with tqdm(total=2 * args.count, unit="step", disable=not sys.stderr.isatty(),
               desc="generate") as bar:

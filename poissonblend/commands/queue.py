@@ -15,10 +15,9 @@ import sys
 from tqdm import tqdm
 
 from ..dataset import open_dataset
-from ..poisson import MODES
-from ..recipe import SamplingOptions
 from ..store import Store
 from .status import format_counts
+from ._sampling import add_sampling_arguments, sampling_options
 
 NAME = "queue"
 HELP = "draw N candidates into a review database"
@@ -33,25 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=int, default=0,
                    help="index of the first sample (queue more of a batch: --start previous count)")
     p.add_argument("--batch", help="batch label (default seed-<SEED>)")
-    p.add_argument("--mode", choices=MODES, default="normal",
-                   help="guidance: source gradients (normal) or the stronger of source/target (mixed)")
-    p.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
-                   help="lesion scale drawn uniformly from [LOW, HIGH] (default 1 1)")
-    p.add_argument("--rotation", type=float, nargs=2, default=(0.0, 0.0), metavar=("LOW", "HIGH"),
-                   help="lesion rotation in degrees drawn from [LOW, HIGH] (default 0 0)")
-    p.add_argument("--flip", action="store_true", help="flip lesions left-right / top-bottom at random")
-    p.add_argument("--margin", type=int, default=6,
-                   help="px the Poisson region extends around the lesion (4-32, default 6)")
-    p.add_argument("--allow-overlap", action="store_true",
-                   help="allow placing over the target's own lesions")
+    add_sampling_arguments(p)
     p.add_argument("--allow-other-dataset", action="store_true",
                    help="use DB although it was made for other folders or files")
 
 
 def run(args: argparse.Namespace) -> int:
-    options = SamplingOptions(mode=args.mode, scale_range=tuple(args.scale),
-                              rotation_range=tuple(args.rotation), flip=args.flip,
-                              margin=args.margin, avoid_lesions=not args.allow_overlap)
+    options = sampling_options(args)
     dataset = open_dataset(args.input_dir, args.mask_dir)
     store = Store.open(args.db, dataset, allow_other_dataset=args.allow_other_dataset)
     before = store.counts()["total"]
