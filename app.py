@@ -21,6 +21,7 @@ import ui
 from poissonblend.errors import PoissonBlendError
 from poissonblend.isles import import_isles
 
+ui.leave_pages_folder_mode()
 st.set_page_config(page_title="PoissonBlend curation", page_icon="🧠", layout="wide")
 
 cli, cli_error = ui.parse_cli(sys.argv[1:])
@@ -99,11 +100,11 @@ with st.sidebar:
     if st.session_state[ui.OPEN_ERROR]:
         st.error(st.session_state[ui.OPEN_ERROR], icon=":material/error:")
     with st.form("dataset_form", border=False):
-        st.text_input("Input folder (images)", key=ui.W_INPUT_DIR,
+        st.text_input("Input folder (images)", key=ui.W_INPUT_DIR, persist_state="session",
                       placeholder="/path/to/input", help="Folder of slice_<case>_<NNNN>.png images")
-        st.text_input("Mask folder", key=ui.W_MASK_DIR, placeholder="/path/to/mask",
+        st.text_input("Mask folder", key=ui.W_MASK_DIR, persist_state="session", placeholder="/path/to/mask",
                       help="Lesion masks with the same file names")
-        st.text_input("Review database", key=ui.W_DB, placeholder="(default: poissonblend.db next to "
+        st.text_input("Review database", key=ui.W_DB, persist_state="session", placeholder="(default: poissonblend.db next to "
                       "the dataset)", help="SQLite file holding candidates and decisions")
         st.form_submit_button("Open dataset", key=ui.W_OPEN, on_click=_open_from_sidebar,
                               type="primary", width="stretch")
@@ -114,12 +115,14 @@ with st.sidebar:
 
     # ---- ISLES 2022 import (NIfTI -> training-set PNGs), then open the result.
     with st.expander("Import ISLES 2022", icon=":material/upload_file:"):
-        st.text_input("ISLES 2022 folder", key=ui.W_ISLES_ROOT,
+        st.text_input("ISLES 2022 folder", key=ui.W_ISLES_ROOT, persist_state="session",
                       help="The folder holding the sub-strokecaseNNNN cases and derivatives/")
-        st.text_input("Output folder", key=ui.W_ISLES_OUT,
+        st.text_input("Output folder", key=ui.W_ISLES_OUT, persist_state="session",
                       help="Slices go to <output>/input and <output>/mask")
-        st.selectbox("Modality", ["dwi", "adc", "flair"], key=ui.W_ISLES_MODALITY)
-        st.checkbox("Leave out slices without brain or lesion", key=ui.W_ISLES_SKIP_EMPTY)
+        st.selectbox("Modality", ["dwi", "adc", "flair"], key=ui.W_ISLES_MODALITY,
+                     persist_state="session")
+        st.checkbox("Leave out slices without brain or lesion", key=ui.W_ISLES_SKIP_EMPTY,
+                    persist_state="session")
         if st.button("Import and open", key=ui.W_ISLES_RUN, width="stretch"):
             bar = st.progress(0.0, text="Reading the NIfTI headers…")
 

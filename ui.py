@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import runpy
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -261,8 +262,39 @@ def open_config(config: dict) -> Context:
     return Context(dataset, store, {**config, "db": db})
 
 
+def leave_pages_folder_mode() -> None:
+    """Run app.py the way ``st.navigation`` apps run, even in Streamlit's pages-folder mode.
+
+    Because the pages live in ``pages/``, Streamlit begins every server process
+    (and every AppTest run) in its legacy "pages folder" mode: a deep link such
+    as ``/review`` runs ``pages/review.py`` alone — without app.py, so without
+    the dataset, the store and the sidebar — and app.py itself runs as a page,
+    under another script hash (which changes its widgets' ids). The first
+    ``st.navigation`` call turns that mode off for the process.
+
+    Called first by app.py and by every page: if the mode is still on, turn it
+    off and run app.py now, in this same script run (so this run's clicks and
+    widget values are kept), under the main script's hash as in a normal run;
+    app.py's ``st.navigation`` picks the requested page (its url path is the same
+    in both modes) and runs it. Then the caller stops.
+    """
+    from streamlit.runtime.pages_manager import PagesManager  # no public API for this
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    if not PagesManager.uses_pages_directory:
+        return
+    PagesManager.uses_pages_directory = False
+    run_ctx = get_script_run_ctx()
+    if run_ctx is None:
+        return
+    with run_ctx.run_with_active_hash(run_ctx.pages_manager.main_script_hash):
+        runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+    st.stop()
+
+
 def context() -> Context:
     """The active dataset and store (opened by app.py before any page runs)."""
+    leave_pages_folder_mode()
     return open_config(dict(st.session_state[ACTIVE]))
 
 

@@ -90,7 +90,7 @@ with src_col:
     b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
     b1.button("◀", key="c_src_prev", on_click=ui.step_choice, args=(ui.C_SOURCE, sources, -1),
               help="Previous source slice")
-    sel.selectbox("Source slice", sources, key=ui.C_SOURCE, on_change=on_source_change,
+    sel.selectbox("Source slice", sources, key=ui.C_SOURCE, on_change=on_source_change, persist_state="session",
                   format_func=lambda n: f"{n} — {ui.slice_label(ds, n)}")
     b2.button("▶", key="c_src_next", on_click=ui.step_choice, args=(ui.C_SOURCE, sources, 1),
               help="Next source slice")
@@ -100,7 +100,8 @@ with src_col:
         st.stop()
     ui.keep_choice(ui.C_LESION, [les.index for les in lesions], ui.largest_lesion(ds.info(ss[ui.C_SOURCE])))
     st.radio("Lesion (number on the image · area)", [les.index for les in lesions], key=ui.C_LESION,
-             horizontal=True, format_func=lambda k: f"#{k} · {lesions[k].area} px")
+             horizontal=True, format_func=lambda k: f"#{k} · {lesions[k].area} px",
+             persist_state="session")
 
 with tgt_col:
     st.markdown("**2 · Target slice and spot**")
@@ -120,7 +121,7 @@ with tgt_col:
     b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
     b1.button("◀", key="c_tgt_prev", on_click=step_target, args=(targets, -1),
               help="Previous target slice")
-    sel.selectbox("Target slice", targets, key=ui.C_TARGET, on_change=on_target_change,
+    sel.selectbox("Target slice", targets, key=ui.C_TARGET, on_change=on_target_change, persist_state="session",
                   format_func=lambda n: f"{n} — {ui.slice_label(ds, n)}")
     b2.button("▶", key="c_tgt_next", on_click=step_target, args=(targets, 1),
               help="Next target slice")

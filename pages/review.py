@@ -66,14 +66,15 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
                  icon=":material/playlist_add:"):
     with st.form("queue_form", border=False):
         a, b, c, d = st.columns(4)
-        a.number_input("How many", 1, 2000, key=ui.R_QUEUE_N)
-        b.number_input("Seed", 0, 2**31 - 1, key=ui.R_QUEUE_SEED)
-        c.segmented_control("Mode", ["normal", "mixed"], key=ui.R_QUEUE_MODE, required=True)
-        d.slider("Margin (px)", MIN_MARGIN, MAX_MARGIN, key=ui.R_QUEUE_MARGIN)
+        a.number_input("How many", 1, 2000, key=ui.R_QUEUE_N, persist_state="session")
+        b.number_input("Seed", 0, 2**31 - 1, key=ui.R_QUEUE_SEED, persist_state="session")
+        c.segmented_control("Mode", ["normal", "mixed"], key=ui.R_QUEUE_MODE, required=True,
+                            persist_state="session")
+        d.slider("Margin (px)", MIN_MARGIN, MAX_MARGIN, key=ui.R_QUEUE_MARGIN, persist_state="session")
         a, b, c = st.columns([2, 2, 1], vertical_alignment="bottom")
-        a.slider("Scale range", 0.25, 3.0, step=0.05, key=ui.R_QUEUE_SCALE)
-        b.slider("Rotation range (°)", -180, 180, step=5, key=ui.R_QUEUE_ROTATION)
-        c.toggle("Random flips", key=ui.R_QUEUE_FLIP)
+        a.slider("Scale range", 0.25, 3.0, step=0.05, key=ui.R_QUEUE_SCALE, persist_state="session")
+        b.slider("Rotation range (°)", -180, 180, step=5, key=ui.R_QUEUE_ROTATION, persist_state="session")
+        c.toggle("Random flips", key=ui.R_QUEUE_FLIP, persist_state="session")
         go = st.form_submit_button("Queue candidates", key=ui.R_QUEUE_GO, type="primary",
                                    icon=":material/add:")
     if go:
@@ -133,7 +134,7 @@ bar[0].button("Accept", key=ui.R_ACCEPT, shortcut="A", type="primary", icon=":ma
 bar[1].button("Reject", key=ui.R_REJECT, shortcut="X", icon=":material/close:",
               on_click=decide, args=(current.id, "rejected"), width="stretch")
 bar[2].selectbox("Reject reason", ui.reason_options(), key=ui.R_REASON,
-                 label_visibility="collapsed")
+                 label_visibility="collapsed", persist_state="session")
 bar[3].button("Skip", key=ui.R_SKIP, shortcut="S", icon=":material/skip_next:",
               on_click=decide, args=(current.id, "skipped"), width="stretch")
 bar[4].button("Undo", key=ui.R_UNDO_BTN, shortcut="U", icon=":material/undo:", on_click=undo,

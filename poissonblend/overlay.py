@@ -16,9 +16,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-PNG_LEVEL = 1
-"""zlib level of the preview PNGs: the fastest; they are lossless at every level."""
 ORIGINAL_RGB = (86, 180, 233)
 """Sky blue: lesions already present in the slice."""
 NEW_RGB = (230, 159, 0)
@@ -29,9 +26,9 @@ TEXT_OUTLINE_RGB = (0, 0, 0)
 
 
 def fit_zoom(shape: tuple[int, ...], target: int = 512, *, max_zoom: int = 8) -> int:
-    """Integer upscale that brings the slice's long side close to `target` px (>= 1)."""
+    """Largest integer upscale keeping the slice's long side within `target` px (at least 1)."""
     long_side = max(int(shape[0]), int(shape[1]), 1)
-    return int(min(max_zoom, max(1, round(target / long_side))))
+    return int(min(max_zoom, max(1, target // long_side)))
 
 
 def upscale(image: np.ndarray, zoom: int) -> np.ndarray:
@@ -285,7 +282,7 @@ def png_bytes(image: np.ndarray) -> bytes:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.ndim != 2:
         raise ValueError(f"expected (H, W) or (H, W, 3), got shape {image.shape}")
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
+    ok, buf = cv2.imencode(".png", image)  # OpenCV's default settings are the fastest here
     if not ok:  # pragma: no cover - only unsupported dtypes fail
         raise ValueError("could not encode PNG")
     return buf.tobytes()

@@ -29,7 +29,8 @@ def colour_pixels(rgb, colour):
 
 def test_fit_zoom():
     assert overlay.fit_zoom((256, 256)) == 2
-    assert overlay.fit_zoom((112, 112)) == 5
+    assert overlay.fit_zoom((112, 112)) == 4
+    assert overlay.fit_zoom((128, 128), 384) == 3
     assert overlay.fit_zoom((1024, 900)) == 1
     assert overlay.fit_zoom((8, 8)) == 8  # capped
 

@@ -1,0 +1,444 @@
+"""The Streamlit app, page by page, with ``streamlit.testing.v1.AppTest``.
+
+Each test runs the real ``app.py`` (st.navigation + pages) on a small synthetic
+training set in tmp_path, with the review database and the app data folder in
+tmp_path too. The command line is injected as ``session_state[ui.CLI]`` (what
+``app.py`` would parse from ``-- --input-dir … --mask-dir … --db …``).
+Custom components (the clickable target) are unknown elements in AppTest, so
+the placement is driven through ``session_state[ui.C_SPOT]``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import brain_slice, make_training_set, write_slice
+from poissonblend.dataset import open_dataset
+from poissonblend.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import ui  # noqa: E402
+
+TIMEOUT = 60
+
+
+def two_lesion_set(root: Path) -> tuple[Path, Path]:
+    """The 12-slice training set plus slice_0009_0000 with two lesions (big #0, small #1)."""
+    input_dir, mask_dir = make_training_set(root)
+    rng = np.random.default_rng(5)
+    image = brain_slice(rng)
+    mask = np.zeros(image.shape, np.uint8)
+    yy, xx = np.mgrid[:112, :112]
+    for cy, cx, r in ((40, 45, 7), (70, 65, 3)):
+        lesion = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+        image[lesion] += 80
+        mask[lesion] = 255
+    write_slice(input_dir, mask_dir, "slice_0009_0000.png", image, mask)
+    return input_dir, mask_dir
+
+
+@pytest.fixture
+def dataset_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    return two_lesion_set(tmp_path / "set")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "review.db"
+
+
+@pytest.fixture
+def app(tmp_path: Path, dataset_dirs, db_path) -> AppTest:
+    """The app opened as ``streamlit run app.py -- --input-dir … --mask-dir … --db …``."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[ui.DATA_DIR] = str(tmp_path / "data")
+    at.session_state[ui.CLI] = {"input_dir": str(dataset_dirs[0]), "mask_dir": str(dataset_dirs[1]),
+                                "db": str(db_path)}
+    run(at)
+    return at
+
+
+def run(target) -> AppTest:
+    """Run the app (``target`` is the AppTest or a widget just interacted with); no exception."""
+    at = target.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def store_of(dataset_dirs, db_path) -> Store:
+    return Store.open(db_path, open_dataset(*dataset_dirs))
+
+
+def metric(at: AppTest, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert values, f"no metric {label!r} in {[m.label for m in at.metric]}"
+    return values[0]
+
+
+def image_urls(at: AppTest) -> list[str]:
+    return [i.proto.imgs[0].url for i in at.image]
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py")
+    return run(at)
+
+
+def queue(at: AppTest, n: int, seed: int = 0) -> None:
+    goto(at, "review")
+    at.number_input(key=ui.R_QUEUE_N).set_value(n)
+    at.number_input(key=ui.R_QUEUE_SEED).set_value(seed)
+    run(at.button(key=ui.R_QUEUE_GO).click())
+
+
+# --------------------------------------------------------------------------- start-up
+
+def test_opens_on_demo_when_nothing_is_configured(tmp_path: Path):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[ui.DATA_DIR] = str(tmp_path / "data")
+    at.session_state[ui.CLI] = {}
+    run(at)
+    active = at.session_state[ui.ACTIVE]
+    assert active["origin"] == "demo"
+    assert Path(active["input_dir"]) == (tmp_path / "data" / "demo" / "input").resolve()
+    assert len(list(Path(active["input_dir"]).glob("*.png"))) == 96
+    assert Path(active["db"]).parent == (tmp_path / "data" / "demo").resolve()
+    assert any("demo dataset" in i.value for i in at.sidebar.info)  # said on screen
+    assert at.selectbox(key=ui.C_SOURCE).value.startswith("slice_")
+
+
+def test_cli_folders_are_used(app: AppTest, dataset_dirs, db_path):
+    active = app.session_state[ui.ACTIVE]
+    assert active["origin"] == "command line"
+    assert Path(active["input_dir"]) == dataset_dirs[0]
+    assert Path(active["db"]) == db_path and db_path.exists()
+    assert "13 slices" in " ".join(c.value for c in app.sidebar.caption)
+
+
+def test_parse_cli():
+    cli, err = ui.parse_cli(["--input-dir", "I", "--mask-dir", "M", "--db", "D", "-q", "x.py"])
+    assert err is None and cli == {"input_dir": "I", "mask_dir": "M", "db": "D"}
+    cli, err = ui.parse_cli(["--input-dir", "I"])
+    assert cli == {} and "--mask-dir" in err
+    assert ui.parse_cli([]) == ({}, None)
+
+
+def test_bad_cli_folders_show_error_and_fall_back_to_demo(tmp_path: Path):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[ui.DATA_DIR] = str(tmp_path / "data")
+    at.session_state[ui.CLI] = {"input_dir": str(tmp_path / "nope"), "mask_dir": str(tmp_path / "m")}
+    run(at)
+    errors = [e.value for e in at.sidebar.error]
+    assert any("does not exist" in e and "nope" in e for e in errors), errors
+    assert at.session_state[ui.ACTIVE]["origin"] == "demo"
+    assert at.selectbox(key=ui.C_SOURCE).value  # the page still works
+
+
+def test_bad_sidebar_folders_show_error_and_keep_dataset(app: AppTest, tmp_path: Path, dataset_dirs):
+    before = dict(app.session_state[ui.ACTIVE])
+    app.text_input(key=ui.W_INPUT_DIR).input(str(tmp_path / "missing"))
+    run(app.button(key=ui.W_OPEN).click())
+    errors = [e.value for e in app.sidebar.error]
+    assert any("does not exist" in e for e in errors), errors
+    assert app.session_state[ui.ACTIVE] == before
+    assert image_urls(app)  # the previous dataset stays usable
+    # same folder twice, and a PNG that is not a slice
+    app.text_input(key=ui.W_INPUT_DIR).input(str(dataset_dirs[0]))
+    app.text_input(key=ui.W_MASK_DIR).input(str(dataset_dirs[0]))
+    run(app.button(key=ui.W_OPEN).click())
+    assert any("same folder" in e.value for e in app.sidebar.error)
+    assert app.session_state[ui.ACTIVE] == before
+
+
+def test_database_of_another_dataset_is_refused(app: AppTest, tmp_path: Path, db_path):
+    other_in, other_mask = make_training_set(tmp_path / "other", seed=3)
+    app.text_input(key=ui.W_INPUT_DIR).input(str(other_in))
+    app.text_input(key=ui.W_MASK_DIR).input(str(other_mask))
+    app.text_input(key=ui.W_DB).input(str(db_path))
+    run(app.button(key=ui.W_OPEN).click())
+    assert any("was made for the dataset" in e.value for e in app.sidebar.error)
+    assert Path(app.session_state[ui.ACTIVE]["db"]) == db_path
+
+
+def test_sidebar_choice_is_remembered_across_restarts(app: AppTest, tmp_path: Path):
+    other_in, other_mask = make_training_set(tmp_path / "other", seed=3)
+    app.text_input(key=ui.W_INPUT_DIR).input(str(other_in))
+    app.text_input(key=ui.W_MASK_DIR).input(str(other_mask))
+    app.text_input(key=ui.W_DB).input("")
+    run(app.button(key=ui.W_OPEN).click())
+    assert not app.sidebar.error
+    assert Path(app.session_state[ui.ACTIVE]["input_dir"]) == other_in
+    saved = json.loads((tmp_path / "data" / ui.SETTINGS_FILE).read_text())
+    assert Path(saved["input_dir"]) == other_in
+    # a new session (restart) with no command line opens the remembered folders
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    again.session_state[ui.DATA_DIR] = str(tmp_path / "data")
+    again.session_state[ui.CLI] = {}
+    run(again)
+    assert again.session_state[ui.ACTIVE]["origin"] == "remembered"
+    assert Path(again.session_state[ui.ACTIVE]["input_dir"]) == other_in
+
+
+# --------------------------------------------------------------------------- compose
+
+def test_compose_widgets_present(app: AppTest):
+    for key in (ui.C_SOURCE, ui.C_TARGET, ui.C_REASON):
+        assert app.selectbox(key=key).value is not None
+    for key in (ui.C_SCALE, ui.C_ROTATION, ui.C_MARGIN, ui.C_OPACITY):
+        assert app.slider(key=key) is not None
+    for key in (ui.C_FLIP_H, ui.C_FLIP_V, ui.C_SRC_ONLY_LESIONS, ui.C_TGT_ONLY_LESIONS):
+        assert app.toggle(key=key) is not None
+    for key in (ui.C_ACCEPT, ui.C_REJECT, "c_random", "c_src_prev", "c_src_next"):
+        assert app.button(key=key) is not None
+    assert app.radio(key=ui.C_LESION).options
+    assert app.button_group(key=ui.C_MODE).value == "normal"
+    # source, 4 preview views, close-up (the clickable target is a custom component)
+    assert len(app.image) == 6
+    assert metric(app, "Lesion area").endswith("px")
+    assert app.session_state[ui.C_SPOT] is not None  # a random valid spot to start with
+
+
+def test_only_lesion_filter_and_search(app: AppTest):
+    assert all(json.dumps(o) for o in app.selectbox(key=ui.C_SOURCE).options)
+    with_lesions = app.selectbox(key=ui.C_SOURCE).options
+    assert len(with_lesions) == 7  # 6 + the two-lesion slice
+    run(app.toggle(key=ui.C_SRC_ONLY_LESIONS).set_value(False))
+    assert len(app.selectbox(key=ui.C_SOURCE).options) == 13
+    run(app.text_input(key=ui.C_SRC_SEARCH).input("0009"))
+    assert len(app.selectbox(key=ui.C_SOURCE).options) == 1
+    assert app.session_state[ui.C_SOURCE] == "slice_0009_0000.png"
+
+
+def test_lesion_choice_changes_preview(app: AppTest, dataset_dirs):
+    run(app.selectbox(key=ui.C_SOURCE).set_value("slice_0009_0000.png"))
+    assert app.radio(key=ui.C_LESION).value == 0  # the largest lesion first
+    areas = [les.area for les in open_dataset(*dataset_dirs).info("slice_0009_0000.png").lesions]
+    assert areas[0] > areas[1]
+    assert list(app.radio(key=ui.C_LESION).options) == [f"#0 · {areas[0]} px", f"#1 · {areas[1]} px"]
+    app.session_state[ui.C_SPOT] = None  # a valid spot for this lesion
+    run(app)
+    area0, urls0 = metric(app, "Lesion area"), image_urls(app)
+    run(app.radio(key=ui.C_LESION).set_value(1))
+    area1, urls1 = metric(app, "Lesion area"), image_urls(app)
+    assert (area0, area1) == (f"{areas[0]} px", f"{areas[1]} px")
+    assert urls0[0] != urls1[0]  # the source picture highlights the other lesion
+    assert urls0[2] != urls1[2] and urls0[3] != urls1[3]  # blended + overlay differ
+
+
+def test_controls_change_preview(app: AppTest):
+    before = image_urls(app)
+    run(app.slider(key=ui.C_OPACITY).set_value(0.8))
+    after = image_urls(app)
+    assert before[3] != after[3] and before[2] == after[2]  # overlay only
+    run(app.button_group(key=ui.C_MODE).set_value("mixed"))
+    assert image_urls(app)[2] != after[2]
+
+
+def test_invalid_spot_is_explained(app: AppTest):
+    app.session_state[ui.C_SPOT] = (0, 0)
+    run(app)
+    warnings = [w.value for w in app.warning]
+    assert any("Invalid spot" in w and "outside" in w for w in warnings), warnings
+    assert len(app.image) == 1  # only the source: no preview of an invalid recipe
+    run(app.button(key="c_random").click())
+    assert app.session_state[ui.C_SPOT] != (0, 0)
+    assert not app.warning and len(app.image) == 6
+
+
+def test_click_maps_display_to_image_pixels():
+    # a 128 px slice shown 512 px wide: display pixel 300 is slice pixel 75
+    click = {"x": 300, "y": 40, "width": 512, "height": 512, "unix_time": 1}
+    assert ui.display_to_image(click, (128, 128)) == (75, 10)
+    # shown 333 px wide (stretched to the column): scaled, clipped to the slice
+    assert ui.display_to_image({**click, "x": 332.9, "width": 333, "height": 333},
+                               (128, 128)) == (127, 15)
+    assert ui.display_to_image({"x": 1}, (128, 128)) is None
+
+
+def test_compose_accept_and_reject_write_the_store(app: AppTest, dataset_dirs, db_path):
+    run(app.button(key=ui.C_ACCEPT).click())
+    assert any("as **accepted**" in s.value for s in app.success)
+    run(app.slider(key=ui.C_ROTATION).set_value(45))
+    app.selectbox(key=ui.C_REASON).set_value("seam artifact")
+    run(app.button(key=ui.C_REJECT).click())
+    store = store_of(dataset_dirs, db_path)
+    got = store.candidates()
+    assert [(c.state, c.batch, c.reason) for c in got] == [
+        ("accepted", "manual", None), ("rejected", "manual", "seam artifact")]
+    assert got[1].recipe.rotation == 45.0
+    assert got[0].recipe.target == app.session_state[ui.C_TARGET]
+
+
+# --------------------------------------------------------------------------- review
+
+def test_review_queue_decide_undo(app: AppTest, dataset_dirs, db_path):
+    queue(app, 5)
+    store = store_of(dataset_dirs, db_path)
+    assert store.counts()["total"] == 5
+    first = store.next_undecided().id
+    assert f"Candidate #{first}" in app.markdown[-1].value or any(
+        f"Candidate #{first}" in m.value for m in app.markdown)
+    run(app.button(key=ui.R_ACCEPT).click())
+    app.selectbox(key=ui.R_REASON).set_value("wrong anatomy")
+    run(app.button(key=ui.R_REJECT).click())
+    run(app.button(key=ui.R_SKIP).click())
+    states = {c.id: (c.state, c.reason) for c in store.candidates()}
+    assert states[first] == ("accepted", None)
+    assert states[first + 1] == ("rejected", "wrong anatomy")
+    assert states[first + 2] == ("skipped", None)
+    assert "3 of 5 decided" in app.get("progress")[0].proto.text
+    run(app.button(key=ui.R_UNDO_BTN).click())
+    assert store.get(first + 2).state == "undecided"
+    assert any(f"Candidate #{first + 2}" in m.value for m in app.markdown)
+    run(app.button(key=ui.R_UNDO_BTN).click())
+    assert store.get(first + 1).state == "undecided"
+
+
+def test_review_undo_after_restart_uses_the_store(app: AppTest, dataset_dirs, db_path, tmp_path):
+    queue(app, 3)
+    run(app.button(key=ui.R_ACCEPT).click())
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    fresh.session_state[ui.DATA_DIR] = str(tmp_path / "data")
+    fresh.session_state[ui.CLI] = dict(app.session_state[ui.CLI])
+    run(fresh)
+    goto(fresh, "review")
+    assert "1 of 3 decided" in fresh.get("progress")[0].proto.text  # progress kept
+    run(fresh.button(key=ui.R_UNDO_BTN).click())
+    assert store_of(dataset_dirs, db_path).counts()["undecided"] == 3
+
+
+def test_review_orders_by_score(app: AppTest, dataset_dirs, db_path):
+    queue(app, 6)
+    store = store_of(dataset_dirs, db_path)
+    worst = min(store.candidates(), key=lambda c: (c.score, c.id))
+    best = max(store.candidates(), key=lambda c: (c.score, -c.id))
+    run(app.button_group(key=ui.R_ORDER).set_value("score_asc"))
+    assert any(f"Candidate #{worst.id} " in m.value for m in app.markdown)
+    run(app.button_group(key=ui.R_ORDER).set_value("score_desc"))
+    assert any(f"Candidate #{best.id} " in m.value for m in app.markdown)
+
+
+def test_review_previous_next_and_all_done(app: AppTest, dataset_dirs, db_path):
+    queue(app, 2)
+    store = store_of(dataset_dirs, db_path)
+    ids = [c.id for c in store.candidates()]
+    run(app.button(key=ui.R_NEXT).click())
+    assert any(f"Candidate #{ids[1]} " in m.value for m in app.markdown)
+    run(app.button(key=ui.R_PREV).click())
+    assert any(f"Candidate #{ids[0]} " in m.value for m in app.markdown)
+    run(app.button(key=ui.R_ACCEPT).click())
+    run(app.button(key=ui.R_ACCEPT).click())
+    assert any("All 2 candidates are decided" in s.value for s in app.success)
+
+
+def test_switching_pages_keeps_state(app: AppTest):
+    run(app.selectbox(key=ui.C_SOURCE).set_value("slice_0009_0000.png"))
+    run(app.slider(key=ui.C_SCALE).set_value(1.5))
+    run(app.toggle(key=ui.C_FLIP_H).set_value(True))
+    spot = app.session_state[ui.C_SPOT]
+    queue(app, 2)
+    goto(app, "gallery")
+    goto(app, "compose")
+    assert app.selectbox(key=ui.C_SOURCE).value == "slice_0009_0000.png"
+    assert app.slider(key=ui.C_SCALE).value == 1.5
+    assert app.toggle(key=ui.C_FLIP_H).value is True
+    assert app.session_state[ui.C_SPOT] == spot
+    goto(app, "review")
+    assert "0 of 2 decided" in app.get("progress")[0].proto.text
+
+
+# --------------------------------------------------------------------------- gallery
+
+def test_gallery_filters_bulk_and_open(app: AppTest, dataset_dirs, db_path):
+    queue(app, 4)
+    goto(app, "gallery")
+    store = store_of(dataset_dirs, db_path)
+    ids = [c.id for c in store.candidates()]
+    assert len(app.image) == 4
+    run(app.checkbox(key=f"{ui.G_PICK_PREFIX}{ids[0]}").check())
+    run(app.checkbox(key=f"{ui.G_PICK_PREFIX}{ids[2]}").check())
+    assert app.session_state[ui.G_SELECTED] == {ids[0], ids[2]}
+    run(app.button(key=ui.G_BULK_ACCEPT).click())
+    assert [store.get(i).state for i in ids] == ["accepted", "undecided", "accepted", "undecided"]
+    assert app.session_state[ui.G_SELECTED] == set()
+    run(app.button_group(key=ui.G_STATE).set_value("accepted"))
+    assert len(app.image) == 2
+    run(app.button(key=f"{ui.G_OPEN_PREFIX}{ids[0]}").click())
+    assert any(f"Candidate #{ids[0]} " in m.value for m in app.markdown)
+    app.selectbox(key=ui.G_BULK_REASON).set_value("intensity mismatch")
+    run(app.button(key="g_one_reject").click())
+    assert (store.get(ids[0]).state, store.get(ids[0]).reason) == ("rejected", "intensity mismatch")
+    run(app.button_group(key=ui.G_STATE).set_value("all"))
+    run(app.selectbox(key=ui.G_REASON).set_value("intensity mismatch"))
+    assert len(app.image) == 1 + 4  # the opened candidate's views (4) + one thumbnail
+
+
+# --------------------------------------------------------------------------- export
+
+def test_export_dry_run_then_export(app: AppTest, dataset_dirs, db_path, tmp_path):
+    store = store_of(dataset_dirs, db_path)
+    got = store.queue(4, 1)
+    store.decide(got[0].id, "accepted")
+    store.decide(got[1].id, "accepted")
+    store.decide(got[2].id, "rejected", reason="other")
+    goto(app, "export")
+    out_in, out_mask = tmp_path / "out" / "input", tmp_path / "out" / "mask"
+    assert app.text_input(key=ui.E_INPUT).value == str(dataset_dirs[0].parent / "aug_input")
+    app.text_input(key=ui.E_INPUT).input(str(out_in))
+    app.text_input(key=ui.E_MASK).input(str(out_mask))
+    app.text_input(key=ui.E_MANIFEST).input(str(tmp_path / "out" / "manifest.csv"))
+    run(app.button(key=ui.E_DRY).click())
+    assert metric(app, "Would write") == "2"
+    assert not out_in.exists()  # a dry run writes nothing
+    run(app.button(key=ui.E_GO).click())
+    assert metric(app, "Written") == "2"
+    files = sorted(p.name for p in out_in.glob("*.png"))
+    assert files == sorted(f"slice_{c.case_id}_0000.png" for c in got[:2])
+    for name in files:
+        mask = cv2.imread(str(out_mask / name), cv2.IMREAD_GRAYSCALE)
+        assert set(np.unique(mask // 255)) <= {0, 1} and mask.max() == 255
+    assert (tmp_path / "out" / "manifest.csv").exists()
+    assert len(app.dataframe) == 1 and len(app.dataframe[0].value) == 2
+    assert len(app.image) == 4  # two pairs shown as written on disk
+    assert app.get("download_button")
+    run(app.button(key=ui.E_GO).click())
+    assert metric(app, "Already there (skip)") == "2"
+
+
+def test_export_to_dataset_folder_is_an_error(app: AppTest, dataset_dirs, db_path):
+    store = store_of(dataset_dirs, db_path)
+    store.decide(store.queue(1, 2)[0].id, "accepted")
+    goto(app, "export")
+    app.text_input(key=ui.E_INPUT).input(str(dataset_dirs[0]))
+    run(app.button(key=ui.E_GO).click())
+    assert any("is an input folder" in e.value for e in app.error)
+
+
+# --------------------------------------------------------------------------- stats
+
+def test_stats_page(app: AppTest, dataset_dirs, db_path):
+    store = store_of(dataset_dirs, db_path)
+    got = store.queue(5, 3)
+    for c, d in zip(got, ("accepted", "accepted", "accepted", "rejected")):
+        store.decide(c.id, d, reason="seam artifact" if d == "rejected" else None)
+    goto(app, "stats")
+    assert metric(app, "Candidates") == "5"
+    assert metric(app, "Accept rate") == "75%"
+    assert len(app.image) == 1  # the placement heat-map
+    assert "3 accepted placements" in app.image[0].proto.imgs[0].caption
+    assert len(app.get("vega_lite_chart")) == 2  # reasons + size histogram
+
+
+def test_size_histogram_shares():
+    hist = ui.size_histogram([1, 1, 2, 100], [100, 100])
+    assert sum(hist["originals"]) == pytest.approx(1.0)
+    assert sum(hist["accepted"]) == pytest.approx(1.0)
+    assert hist["area (px)"][0] == "1" and hist["originals"][0] == 0.5
