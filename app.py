@@ -79,6 +79,9 @@ def _sync_sidebar(config: dict) -> None:
     st.session_state[ui.W_DB] = config.get("db", "")
 
 
+pending = st.session_state.pop(ui.SIDEBAR_PENDING, None)
+if pending:  # set by the ISLES import below, which runs after the inputs exist
+    _sync_sidebar(pending)
 active = st.session_state[ui.ACTIVE]
 ui.init_state({ui.W_INPUT_DIR: active.get("input_dir", ""), ui.W_MASK_DIR: active.get("mask_dir", ""),
                ui.W_DB: active.get("db", ""), ui.W_ISLES_ROOT: "",
@@ -149,7 +152,7 @@ with st.sidebar:
                 if opened is not None:
                     ui.activate(opened)
                     ui.save_settings(ui.data_dir(), opened.config)
-                    _sync_sidebar(opened.config)
+                    st.session_state[ui.SIDEBAR_PENDING] = opened.config
                     st.rerun()
         if st.session_state[ui.ISLES_RESULT]:
             st.success(st.session_state[ui.ISLES_RESULT])

@@ -49,7 +49,7 @@ PREVIEW_PX = 384
 """Display size (long side, px) the slice pictures are upscaled to (integer zoom)."""
 CLICK_PX = 512
 """Display size of the clickable target image on the Compose page."""
-THUMB_PX = 192
+THUMB_PX = 256
 REVIEWER = None
 
 # --------------------------------------------------------------------------- state keys
@@ -72,6 +72,7 @@ W_ISLES_MODALITY = "w_isles_modality"
 W_ISLES_SKIP_EMPTY = "w_isles_skip_empty"
 W_ISLES_RUN = "w_isles_run"
 ISLES_RESULT = "isles_result"        # str | None: summary line of the last import
+SIDEBAR_PENDING = "cfg_sidebar_pending"  # dict | None: folders to show in the inputs next run
 
 # Compose
 C_SRC_ONLY_LESIONS = "c_src_only_lesions"
@@ -111,7 +112,7 @@ R_QUEUE_ROTATION = "r_queue_rotation"  # (lo, hi)
 R_QUEUE_FLIP = "r_queue_flip"
 R_QUEUE_MARGIN = "r_queue_margin"
 R_QUEUE_GO = "r_queue_go"
-R_FLASH = "r_flash"                  # str | None: message of the last action
+R_FLASH = "r_flash"                  # (kind, text) | None: one-shot message of the last action
 R_ACCEPT, R_REJECT, R_SKIP, R_UNDO_BTN = "r_accept", "r_reject", "r_skip", "r_undo_btn"
 R_PREV, R_NEXT = "r_prev", "r_next"
 
@@ -128,7 +129,7 @@ G_OPENED = "g_opened"                # int | None: candidate shown large
 G_BULK_REASON = "g_bulk_reason"
 G_BULK_ACCEPT, G_BULK_REJECT = "g_bulk_accept", "g_bulk_reject"
 G_SELECT_PAGE, G_CLEAR = "g_select_page", "g_clear"
-G_FLASH = "g_flash"
+G_FLASH = "g_flash"                  # (kind, text) | None: one-shot message
 
 # Export
 E_INPUT = "e_input"
@@ -546,7 +547,7 @@ def size_histogram(original: Sequence[int], accepted: Sequence[int], bins: int =
 
 def placement_picture(dataset: Dataset, recipes: Sequence[Recipe], display: int = PREVIEW_PX
                       ) -> tuple[bytes, int, tuple[int, int]] | None:
-    """Heat-map of placements over the most common slice shape, on its largest brain slice."""
+    """Heat-map of placements over the most common slice shape, on the mean of such slices."""
     if not dataset.target_names:
         return None
     shapes: dict[tuple[int, int], int] = {}
@@ -554,11 +555,19 @@ def placement_picture(dataset: Dataset, recipes: Sequence[Recipe], display: int 
         shapes[s.shape] = shapes.get(s.shape, 0) + 1
     shape = max(shapes, key=shapes.get)
     points = [(r.x, r.y) for r in recipes if dataset.info(r.target).shape == shape]
-    base = max((s for s in dataset.slices if s.shape == shape),
-               key=lambda s: (not s.lesions, s.brain_area))  # most brain, preferably lesion-free
-    picture = overlay.density_map(points, shape, background=dataset.load(base.name)[0],
+    names = [s.name for s in dataset.slices if s.shape == shape and s.brain_area > 0]
+    picked = names[::max(1, len(names) // 64)]  # the mean of <= ~64 slices is plenty
+    mean = np.mean([dataset.load(n)[0] for n in picked], axis=0)
+    background = np.clip(np.rint(mean * (255.0 / max(1.0, float(mean.max())))), 0, 255).astype(np.uint8)
+    picture = overlay.density_map(points, shape, background=background,
                                   sigma=max(2.0, shape[0] / 40), zoom=overlay.fit_zoom(shape, display))
     return overlay.png_bytes(picture), len(points), shape
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def placement_png(key: str, recipes_json: tuple[str, ...], _dataset: Dataset
+                  ) -> tuple[bytes, int, tuple[int, int]] | None:
+    return placement_picture(_dataset, [Recipe.from_dict(json.loads(r)) for r in recipes_json])
 
 
 # --------------------------------------------------------------------------- cached pictures
@@ -632,6 +641,14 @@ def recipe_caption(recipe: Recipe) -> str:
     return (f"lesion {recipe.lesion} of `{recipe.source}` → `{recipe.target}` at "
             f"(x={recipe.x}, y={recipe.y}) · {recipe.mode} · scale {recipe.scale:g} · "
             f"rotation {recipe.rotation:g}°{flips} · margin {recipe.margin}")
+
+
+STATE_COLOURS = {"undecided": "gray", "accepted": "green", "rejected": "red", "skipped": "orange"}
+
+
+def state_badge(state: str) -> str:
+    """Markdown: the state in its colour."""
+    return f":{STATE_COLOURS.get(state, 'gray')}[{state}]"
 
 
 def candidate_title(c: Candidate) -> str:
@@ -716,9 +733,17 @@ def prefetch_next(ctx: Context, current_id: int, order: str, opacity: float = 0.
             pass
 
 
-def flash_message(message: tuple[str, str]) -> None:
+def flash_message(key: str) -> None:
+    """Show the one-shot message stored under `key` (ok/info as a toast, errors inline), then drop it."""
+    message = st.session_state.get(key)
+    if not message:
+        return
+    st.session_state[key] = None
     kind, text = message
-    {"ok": st.success, "error": st.error, "info": st.info}.get(kind, st.info)(text)
+    if kind == "error":
+        st.error(text, icon=":material/error:")
+    else:
+        st.toast(text, icon=":material/check:" if kind == "ok" else ":material/info:")
 
 
 # --------------------------------------------------------------------------- export helpers

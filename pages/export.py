@@ -75,7 +75,7 @@ if result:
         rows = ui.manifest_rows(result["manifest"])
         if rows:
             st.markdown(f"**Manifest** `{result['manifest']}` · {len(rows)} rows")
-            st.dataframe(rows, hide_index=True, height=240)
+            st.dataframe(rows, hide_index=True)
             st.markdown("**A few exported pairs** (image · mask, as written on disk)")
             pairs = ui.exported_pairs(folders[0], folders[1], [r["case_id"] for r in rows[:4]])
             cols = st.columns(8)

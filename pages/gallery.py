@@ -125,9 +125,7 @@ s[4].button("Reject selected", key=ui.G_BULK_REJECT, on_click=bulk, args=("rejec
             disabled=not selected, width="stretch")
 s[5].selectbox("Reject reason", ui.reason_options(), key=ui.G_BULK_REASON,
                persist_state="session")
-if ss[ui.G_FLASH]:
-    ui.flash_message(ss[ui.G_FLASH])
-    ss[ui.G_FLASH] = None
+ui.flash_message(ui.G_FLASH)
 
 if not shown:
     st.info("No candidate matches these filters.", icon=":material/info:")
@@ -143,7 +141,8 @@ for row in range(0, len(on_page), PER_ROW):
             except PoissonBlendError as exc:
                 ui.show_error(exc)
             score = f"{c.score:.2f}" if c.score is not None else "–"
-            st.caption(f"#{c.id} · {c.state}{f' ({c.reason})' if c.reason else ''} · score {score}")
+            reason = f" ({c.reason})" if c.reason else ""
+            st.caption(f"**#{c.id}** · {ui.state_badge(c.state)}{reason} · score {score}")
             pick = ui.G_PICK_PREFIX + str(c.id)
             ss[pick] = c.id in selected
             left, right = st.columns(2, vertical_alignment="center")

@@ -121,9 +121,7 @@ if current is None:
     left, _ = st.columns([1, 5])
     left.button("Undo last", key=ui.R_UNDO_BTN, shortcut="U", on_click=undo,
                 icon=":material/undo:", width="stretch")
-    message = ss[ui.R_FLASH]
-    if message:
-        ui.flash_message(message)
+    ui.flash_message(ui.R_FLASH)
     st.stop()
 
 # ---------------------------------------------------------------- one candidate
@@ -143,9 +141,7 @@ bar[5].button("", key=ui.R_PREV, shortcut="P", icon=":material/chevron_left:", o
               args=(current.id, -1), help="Previous candidate (P)", width="stretch")
 bar[6].button("", key=ui.R_NEXT, shortcut="N", icon=":material/chevron_right:", on_click=browse,
               args=(current.id, 1), help="Next candidate (N)", width="stretch")
-message = ss[ui.R_FLASH]
-if message:
-    ui.flash_message(message)
+ui.flash_message(ui.R_FLASH)
 
 ui.candidate_view(ctx, current)
 

@@ -38,10 +38,10 @@ with left:
                  height=280, y_label="share of lesions")
 with right:
     st.markdown("**Where accepted lesions were placed**")
-    picture = ui.placement_picture(ctx.dataset, [c.recipe for c in accepted])
+    picture = ui.placement_png(ctx.key, tuple(c.recipe.to_json() for c in accepted), ctx.dataset)
     if picture is None:
         st.caption("No target slices.")
     else:
         data, n, shape = picture
         ui.image(data, f"{n} accepted placements on {shape[1]}×{shape[0]} px slices, "
-                       "over the slice with the most brain")
+                       "over the mean of those slices")

@@ -287,6 +287,7 @@ def test_review_queue_decide_undo(app: AppTest, dataset_dirs, db_path):
     assert f"Candidate #{first}" in app.markdown[-1].value or any(
         f"Candidate #{first}" in m.value for m in app.markdown)
     run(app.button(key=ui.R_ACCEPT).click())
+    assert [t.value for t in app.toast] == [f"#{first} accepted"]
     app.selectbox(key=ui.R_REASON).set_value("wrong anatomy")
     run(app.button(key=ui.R_REJECT).click())
     run(app.button(key=ui.R_SKIP).click())
@@ -442,3 +443,50 @@ def test_size_histogram_shares():
     assert sum(hist["originals"]) == pytest.approx(1.0)
     assert sum(hist["accepted"]) == pytest.approx(1.0)
     assert hist["area (px)"][0] == "1" and hist["originals"][0] == 0.5
+
+
+# --------------------------------------------------------------------------- ISLES import
+
+def fake_isles(root: Path) -> Path:
+    """A one-case ISLES 2022 tree: sub-strokecase0001 DWI + its mask in derivatives/."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    shape = (64, 64, 6)
+    xx, yy = np.mgrid[:64, :64]
+    dwi = np.zeros(shape, np.float32)
+    msk = np.zeros(shape, np.uint8)
+    for z in range(shape[2]):
+        brain = ((xx - 32) / 24) ** 2 + ((yy - 32) / 20) ** 2 < 1
+        dwi[..., z] = np.where(brain, 300 + rng.normal(0, 10, (64, 64)), 0)
+        if z in (2, 3):
+            lesion = (xx - 28) ** 2 + (yy - 36) ** 2 < 16
+            dwi[..., z][lesion] += 400
+            msk[..., z][lesion] = 1
+    case = root / "sub-strokecase0001" / "ses-0001" / "dwi"
+    masks = root / "derivatives" / "sub-strokecase0001" / "ses-0001"
+    case.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(dwi, np.eye(4)), case / "sub-strokecase0001_ses-0001_dwi.nii.gz")
+    nib.save(nib.Nifti1Image(msk, np.eye(4)), masks / "sub-strokecase0001_ses-0001_msk.nii.gz")
+    return root
+
+
+def test_isles_import_opens_the_imported_set(app: AppTest, tmp_path: Path):
+    app.text_input(key=ui.W_ISLES_ROOT).input(str(tmp_path / "no-such-isles"))
+    run(app.button(key=ui.W_ISLES_RUN).click())
+    assert app.sidebar.error, "a missing ISLES folder is an st.error"
+    assert app.session_state[ui.ACTIVE]["origin"] == "command line"
+
+    root = fake_isles(tmp_path / "isles")
+    out = tmp_path / "imported"
+    app.text_input(key=ui.W_ISLES_ROOT).input(str(root))
+    app.text_input(key=ui.W_ISLES_OUT).input(str(out))
+    run(app.button(key=ui.W_ISLES_RUN).click())
+    active = app.session_state[ui.ACTIVE]
+    assert active["origin"] == "ISLES 2022 import"
+    assert Path(active["input_dir"]) == out / "input"
+    assert len(list((out / "mask").glob("slice_0001_*.png"))) == 6
+    assert any("imported 1 case" in s.value for s in app.sidebar.success)
+    assert Path(app.text_input(key=ui.W_INPUT_DIR).value) == out / "input"
+    assert app.selectbox(key=ui.C_SOURCE).value.startswith("slice_0001_")
