@@ -51,7 +51,7 @@ elif ctx.config != st.session_state[ui.ACTIVE]:
 def _open_from_sidebar() -> None:
     config = {"input_dir": st.session_state[ui.W_INPUT_DIR].strip(),
               "mask_dir": st.session_state[ui.W_MASK_DIR].strip(),
-              "db": st.session_state[ui.W_DB].strip(), "origin": "chosen in the sidebar"}
+              "db": st.session_state[ui.W_DB].strip(), "origin": "sidebar"}
     opened = ui.try_open(config)
     if opened is not None:
         ui.activate(opened)
@@ -63,7 +63,7 @@ def _open_demo() -> None:
     opened = ui.try_open({"origin": "demo"})
     if opened is not None:
         ui.activate(opened)
-        ui.save_settings(ui.data_dir(), {})
+        ui.save_settings(ui.data_dir(), {"input_dir": "", "mask_dir": "", "db": ""})
         _sync_sidebar(opened.config)
 
 
@@ -83,7 +83,8 @@ pending = st.session_state.pop(ui.SIDEBAR_PENDING, None)
 if pending:  # set by the ISLES import below, which runs after the inputs exist
     _sync_sidebar(pending)
 active = st.session_state[ui.ACTIVE]
-ui.init_state({ui.W_INPUT_DIR: active.get("input_dir", ""), ui.W_MASK_DIR: active.get("mask_dir", ""),
+ui.init_state({ui.W_REVIEWER: ui.load_settings(ui.data_dir()).get("reviewer", ""),
+               ui.W_INPUT_DIR: active.get("input_dir", ""), ui.W_MASK_DIR: active.get("mask_dir", ""),
                ui.W_DB: active.get("db", ""), ui.W_ISLES_ROOT: "",
                ui.W_ISLES_OUT: str(ui.data_dir() / "isles2022"), ui.W_ISLES_MODALITY: "dwi",
                ui.W_ISLES_SKIP_EMPTY: True})
@@ -96,13 +97,13 @@ with st.sidebar:
             st.info(f"Showing the **built-in demo dataset**, generated in `{Path(ctx.config['input_dir']).parent}`. "
                     "Point the app at your own training set below.", icon=":material/science:")
         else:
-            st.caption(f"Opened from the {origin}.")
+            st.caption(ui.ORIGIN_TEXT.get(origin, ""))
         st.caption(ui.describe(ctx))
         for message in ui.dataset_warnings(ctx.config):
             st.warning(message, icon=":material/warning:")
     if st.session_state[ui.OPEN_ERROR]:
         st.error(st.session_state[ui.OPEN_ERROR], icon=":material/error:")
-    with st.form("dataset_form", border=False):
+    with st.form(ui.W_FORM, border=False):
         st.text_input("Input folder (images)", key=ui.W_INPUT_DIR, persist_state="session",
                       placeholder="/path/to/input", help="Folder of slice_<case>_<NNNN>.png images")
         st.text_input("Mask folder", key=ui.W_MASK_DIR, persist_state="session", placeholder="/path/to/mask",
@@ -115,6 +116,10 @@ with st.sidebar:
     left.button("Demo dataset", key=ui.W_DEMO, on_click=_open_demo, width="stretch")
     right.button("Re-index", key=ui.W_RELOAD, on_click=_reload, width="stretch",
                  help="Re-read the folders after files changed on disk")
+
+    st.text_input("Reviewer (optional)", key=ui.W_REVIEWER, persist_state="session",
+                  placeholder="your name, stored with each decision",
+                  on_change=lambda: ui.save_settings(ui.data_dir(), {"reviewer": ui.reviewer()}))
 
     # ---- ISLES 2022 import (NIfTI -> training-set PNGs), then open the result.
     with st.expander("Import ISLES 2022", icon=":material/upload_file:"):

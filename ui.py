@@ -50,7 +50,6 @@ PREVIEW_PX = 384
 CLICK_PX = 512
 """Display size of the clickable target image on the Compose page."""
 THUMB_PX = 256
-REVIEWER = None
 
 # --------------------------------------------------------------------------- state keys
 # Configuration (app.py + sidebar)
@@ -66,6 +65,9 @@ W_DB = "w_db"
 W_OPEN = "w_open"
 W_DEMO = "w_demo"
 W_RELOAD = "w_reload"
+W_REVIEWER = "w_reviewer"            # reviewer name recorded with decisions (remembered)
+W_FORM = "dataset_form"              # st.form keys
+R_QUEUE_FORM = "queue_form"
 W_ISLES_ROOT = "w_isles_root"
 W_ISLES_OUT = "w_isles_out"
 W_ISLES_MODALITY = "w_isles_modality"
@@ -93,6 +95,9 @@ C_FLIP_H = "c_flip_h"
 C_FLIP_V = "c_flip_v"
 C_MARGIN = "c_margin"
 C_OPACITY = "c_opacity"
+C_SRC_PREV, C_SRC_NEXT = "c_src_prev", "c_src_next"
+C_TGT_PREV, C_TGT_NEXT = "c_tgt_prev", "c_tgt_next"
+C_RANDOM = "c_random"                # "random valid spot" button
 C_ACCEPT = "c_accept"
 C_REJECT = "c_reject"
 C_REASON = "c_reason"
@@ -126,8 +131,12 @@ G_SELECTED = "g_selected"            # set[int]
 G_PICK_PREFIX = "g_pick_"            # + candidate id: the per-thumbnail checkbox
 G_OPEN_PREFIX = "g_open_"            # + candidate id: the per-thumbnail "open" button
 G_OPENED = "g_opened"                # int | None: candidate shown large
-G_BULK_REASON = "g_bulk_reason"
+G_BULK_REASON = "g_bulk_reason"      # reject reason of the bulk action
+G_ONE_REASON = "g_one_reason"        # reject reason for the opened candidate
 G_BULK_ACCEPT, G_BULK_REJECT = "g_bulk_accept", "g_bulk_reject"
+G_CLOSE = "g_close"                  # buttons of the opened candidate
+G_ONE_ACCEPT, G_ONE_REJECT = "g_one_accept", "g_one_reject"
+G_ONE_SKIP, G_ONE_UNDO = "g_one_skip", "g_one_undo"
 G_SELECT_PAGE, G_CLEAR = "g_select_page", "g_clear"
 G_FLASH = "g_flash"                  # (kind, text) | None: one-shot message
 
@@ -142,6 +151,10 @@ E_PLAN = "e_plan"                    # dry-run summary (dict) or None
 E_RESULT = "e_result"                # export summary (dict) or None
 E_ZIP = "e_zip"
 
+ORIGIN_TEXT = {"command line": "Folders given on the command line.",
+               "remembered": "The folders chosen last time (remembered).",
+               "sidebar": "Folders chosen in the sidebar.",
+               "ISLES 2022 import": "Imported from ISLES 2022."}
 ORDER_LABELS = {"created": "Queue order", "score_asc": "Worst score first",
                 "score_desc": "Best score first"}
 STATE_ICONS = {"undecided": ":material/hourglass_empty:", "accepted": ":green[:material/check_circle:]",
@@ -183,24 +196,36 @@ def default_data_dir(cli: dict) -> str:
     return str(Path(cli.get("data_dir") or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR))
 
 
+SETTING_KEYS = ("input_dir", "mask_dir", "db", "reviewer")
+
+
 def load_settings(folder: Path) -> dict:
     """The remembered sidebar choices ({} if none or unreadable)."""
     try:
         data = json.loads((folder / SETTINGS_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in data.items() if k in ("input_dir", "mask_dir", "db")
+    return {k: v for k, v in data.items() if k in SETTING_KEYS
             and isinstance(v, str)} if isinstance(data, dict) else {}
 
 
-def save_settings(folder: Path, config: dict) -> None:
-    """Remember the folders (atomically); a read-only data folder only loses the memory."""
-    data = {k: config.get(k) or "" for k in ("input_dir", "mask_dir", "db")}
+def save_settings(folder: Path, values: dict) -> None:
+    """Remember some of :data:`SETTING_KEYS` (merged into the file, written atomically).
+
+    A read-only data folder only loses the memory.
+    """
+    data = load_settings(folder)
+    data.update({k: values.get(k) or "" for k in SETTING_KEYS if k in values})
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(folder / SETTINGS_FILE, json.dumps(data, indent=2).encode())
     except OSError:
         pass
+
+
+def reviewer() -> str | None:
+    """The reviewer name typed in the sidebar (None if empty)."""
+    return (st.session_state.get(W_REVIEWER) or "").strip() or None
 
 
 def demo_config(folder: Path) -> dict:
@@ -346,15 +371,6 @@ def describe(ctx: Context) -> str:
 def show_error(exc: BaseException) -> None:
     """A library error as one ``st.error`` line (never a traceback)."""
     st.error(str(exc), icon=":material/error:")
-
-
-def guarded(fn: Callable, *args, **kwargs):
-    """Call `fn`; show a PoissonBlendError with :func:`show_error` and return None."""
-    try:
-        return fn(*args, **kwargs)
-    except PoissonBlendError as exc:
-        show_error(exc)
-        return None
 
 
 # --------------------------------------------------------------------------- slices
@@ -681,12 +697,6 @@ def reason_options() -> list[str]:
 def chosen_reason(key: str) -> str | None:
     value = st.session_state.get(key)
     return None if not value or value == "(no reason)" else value
-
-
-def timed(fn: Callable, *args, **kwargs) -> tuple[object, float]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, (time.perf_counter() - t0) * 1000
 
 
 # --------------------------------------------------------------------------- review helpers

@@ -61,7 +61,7 @@ def save(decision: str) -> None:
         ui.check_spot(ds, recipe)
         candidate = ctx.store.add(recipe, batch="manual")
         reason = ui.chosen_reason(ui.C_REASON) if decision == "rejected" else None
-        candidate = ctx.store.decide(candidate.id, decision, reason=reason, reviewer=ui.REVIEWER)
+        candidate = ctx.store.decide(candidate.id, decision, reason=reason, reviewer=ui.reviewer())
     except PoissonBlendError as exc:
         ss[ui.C_LAST_SAVED] = ("error", str(exc))
         return
@@ -88,11 +88,11 @@ with src_col:
                                                          default=0))
         on_source_change()
     b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
-    b1.button("◀", key="c_src_prev", on_click=ui.step_choice, args=(ui.C_SOURCE, sources, -1),
+    b1.button("◀", key=ui.C_SRC_PREV, on_click=ui.step_choice, args=(ui.C_SOURCE, sources, -1),
               help="Previous source slice")
     sel.selectbox("Source slice", sources, key=ui.C_SOURCE, on_change=on_source_change, persist_state="session",
                   format_func=lambda n: f"{n} — {ui.slice_label(ds, n)}")
-    b2.button("▶", key="c_src_next", on_click=ui.step_choice, args=(ui.C_SOURCE, sources, 1),
+    b2.button("▶", key=ui.C_SRC_NEXT, on_click=ui.step_choice, args=(ui.C_SOURCE, sources, 1),
               help="Next source slice")
     lesions = ds.info(ss[ui.C_SOURCE]).lesions
     if not lesions:
@@ -119,11 +119,11 @@ with tgt_col:
         ss[ui.C_TARGET] = max(others or targets, key=lambda n: ds.info(n).brain_area)
         on_target_change()
     b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
-    b1.button("◀", key="c_tgt_prev", on_click=step_target, args=(targets, -1),
+    b1.button("◀", key=ui.C_TGT_PREV, on_click=step_target, args=(targets, -1),
               help="Previous target slice")
     sel.selectbox("Target slice", targets, key=ui.C_TARGET, on_change=on_target_change, persist_state="session",
                   format_func=lambda n: f"{n} — {ui.slice_label(ds, n)}")
-    b2.button("▶", key="c_tgt_next", on_click=step_target, args=(targets, 1),
+    b2.button("▶", key=ui.C_TGT_NEXT, on_click=step_target, args=(targets, 1),
               help="Next target slice")
     st.caption("Click the target image to place the lesion's centre there.")
 
@@ -155,7 +155,7 @@ def composer() -> None:
         where = f"spot x={spot[0]}, y={spot[1]}" if spot else "no spot yet"
         c1, c2 = st.columns([3, 2], vertical_alignment="center")
         c1.caption(f"{ss[ui.C_TARGET]} · own lesions blue · footprint orange · {where}")
-        c2.button("Random valid spot", key="c_random", on_click=on_random, width="stretch",
+        c2.button("Random valid spot", key=ui.C_RANDOM, on_click=on_random, width="stretch",
                   icon=":material/casino:")
 
     st.markdown("**3 · Blend settings**")

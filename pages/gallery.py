@@ -16,7 +16,8 @@ ctx = ui.context()
 store = ctx.store
 ss = st.session_state
 ui.init_state({ui.G_STATE: ALL, ui.G_BATCH: ALL, ui.G_REASON: ALL, ui.G_ORDER: "created",
-               ui.G_OPENED: None, ui.G_BULK_REASON: "(no reason)", ui.G_FLASH: None})
+               ui.G_OPENED: None, ui.G_BULK_REASON: "(no reason)", ui.G_ONE_REASON: "(no reason)",
+               ui.G_FLASH: None})
 
 
 def toggle(candidate_id: int) -> None:
@@ -36,7 +37,7 @@ def bulk(decision: str) -> None:
     ids = sorted(ss[ui.G_SELECTED])
     reason = ui.chosen_reason(ui.G_BULK_REASON) if decision == "rejected" else None
     try:
-        done = store.decide_many(ids, decision, reason=reason, reviewer=ui.REVIEWER)
+        done = store.decide_many(ids, decision, reason=reason, reviewer=ui.reviewer())
     except PoissonBlendError as exc:
         ss[ui.G_FLASH] = ("error", str(exc))
         return
@@ -49,8 +50,8 @@ def decide_opened(candidate_id: int, decision: str | None) -> None:
         if decision is None:
             store.undo(candidate_id)
         else:
-            store.decide(candidate_id, decision, reviewer=ui.REVIEWER,
-                         reason=ui.chosen_reason(ui.G_BULK_REASON) if decision == "rejected" else None)
+            store.decide(candidate_id, decision, reviewer=ui.reviewer(),
+                         reason=ui.chosen_reason(ui.G_ONE_REASON) if decision == "rejected" else None)
     except PoissonBlendError as exc:
         ss[ui.G_FLASH] = ("error", str(exc))
 
@@ -92,16 +93,18 @@ if ss[ui.G_OPENED] is not None:
         with st.container(border=True):
             head, close = st.columns([6, 1], vertical_alignment="center")
             head.markdown(f"#### {ui.candidate_title(opened)}")
-            close.button("Close", key="g_close", icon=":material/close:", on_click=open_candidate,
+            close.button("Close", key=ui.G_CLOSE, icon=":material/close:", on_click=open_candidate,
                          args=(None,), width="stretch")
-            b = st.columns(4)
-            b[0].button("Accept", key="g_one_accept", type="primary", icon=":material/check:",
+            b = st.columns([2, 2, 3, 2, 2], vertical_alignment="bottom")
+            b[0].button("Accept", key=ui.G_ONE_ACCEPT, type="primary", icon=":material/check:",
                         on_click=decide_opened, args=(opened.id, "accepted"), width="stretch")
-            b[1].button("Reject", key="g_one_reject", icon=":material/close:",
+            b[1].button("Reject", key=ui.G_ONE_REJECT, icon=":material/close:",
                         on_click=decide_opened, args=(opened.id, "rejected"), width="stretch")
-            b[2].button("Skip", key="g_one_skip", icon=":material/skip_next:",
+            b[2].selectbox("Reject reason", ui.reason_options(), key=ui.G_ONE_REASON,
+                           label_visibility="collapsed", persist_state="session")
+            b[3].button("Skip", key=ui.G_ONE_SKIP, icon=":material/skip_next:",
                         on_click=decide_opened, args=(opened.id, "skipped"), width="stretch")
-            b[3].button("Clear decision", key="g_one_undo", icon=":material/undo:",
+            b[4].button("Clear decision", key=ui.G_ONE_UNDO, icon=":material/undo:",
                         on_click=decide_opened, args=(opened.id, None), width="stretch",
                         disabled=opened.state == "undecided")
             ui.candidate_view(ctx, opened)

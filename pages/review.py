@@ -26,7 +26,7 @@ def flash(kind: str, text: str) -> None:
 def decide(candidate_id: int, decision: str) -> None:
     reason = ui.chosen_reason(ui.R_REASON) if decision == "rejected" else None
     try:
-        c = store.decide(candidate_id, decision, reason=reason, reviewer=ui.REVIEWER)
+        c = store.decide(candidate_id, decision, reason=reason, reviewer=ui.reviewer())
     except PoissonBlendError as exc:
         flash("error", str(exc))
         return
@@ -64,7 +64,7 @@ st.subheader("Review candidates")
 counts = store.counts()
 with st.expander("Queue random candidates", expanded=counts["total"] == 0,
                  icon=":material/playlist_add:"):
-    with st.form("queue_form", border=False):
+    with st.form(ui.R_QUEUE_FORM, border=False):
         a, b, c, d = st.columns(4)
         a.number_input("How many", 1, 2000, key=ui.R_QUEUE_N, persist_state="session")
         b.number_input("Seed", 0, 2**31 - 1, key=ui.R_QUEUE_SEED, persist_state="session")

@@ -248,7 +248,7 @@ def test_invalid_spot_is_explained(app: AppTest):
     warnings = [w.value for w in app.warning]
     assert any("Invalid spot" in w and "outside" in w for w in warnings), warnings
     assert len(app.image) == 1  # only the source: no preview of an invalid recipe
-    run(app.button(key="c_random").click())
+    run(app.button(key=ui.C_RANDOM).click())
     assert app.session_state[ui.C_SPOT] != (0, 0)
     assert not app.warning and len(app.image) == 6
 
@@ -263,7 +263,9 @@ def test_click_maps_display_to_image_pixels():
     assert ui.display_to_image({"x": 1}, (128, 128)) is None
 
 
-def test_compose_accept_and_reject_write_the_store(app: AppTest, dataset_dirs, db_path):
+def test_compose_accept_and_reject_write_the_store(app: AppTest, dataset_dirs, db_path, tmp_path):
+    run(app.text_input(key=ui.W_REVIEWER).input("alice"))
+    assert json.loads((tmp_path / "data" / ui.SETTINGS_FILE).read_text())["reviewer"] == "alice"
     run(app.button(key=ui.C_ACCEPT).click())
     assert any("as **accepted**" in s.value for s in app.success)
     run(app.slider(key=ui.C_ROTATION).set_value(45))
@@ -271,8 +273,8 @@ def test_compose_accept_and_reject_write_the_store(app: AppTest, dataset_dirs, d
     run(app.button(key=ui.C_REJECT).click())
     store = store_of(dataset_dirs, db_path)
     got = store.candidates()
-    assert [(c.state, c.batch, c.reason) for c in got] == [
-        ("accepted", "manual", None), ("rejected", "manual", "seam artifact")]
+    assert [(c.state, c.batch, c.reason, c.reviewer) for c in got] == [
+        ("accepted", "manual", None, "alice"), ("rejected", "manual", "seam artifact", "alice")]
     assert got[1].recipe.rotation == 45.0
     assert got[0].recipe.target == app.session_state[ui.C_TARGET]
 
@@ -374,8 +376,8 @@ def test_gallery_filters_bulk_and_open(app: AppTest, dataset_dirs, db_path):
     assert len(app.image) == 2
     run(app.button(key=f"{ui.G_OPEN_PREFIX}{ids[0]}").click())
     assert any(f"Candidate #{ids[0]} " in m.value for m in app.markdown)
-    app.selectbox(key=ui.G_BULK_REASON).set_value("intensity mismatch")
-    run(app.button(key="g_one_reject").click())
+    app.selectbox(key=ui.G_ONE_REASON).set_value("intensity mismatch")
+    run(app.button(key=ui.G_ONE_REJECT).click())
     assert (store.get(ids[0]).state, store.get(ids[0]).reason) == ("rejected", "intensity mismatch")
     run(app.button_group(key=ui.G_STATE).set_value("all"))
     run(app.selectbox(key=ui.G_REASON).set_value("intensity mismatch"))
