@@ -1,7 +1,8 @@
 """Command line: ``python -m poissonblend <command> …``.
 
-Each command lives in :mod:`poissonblend.commands` as a module with ``NAME``,
-``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; this module only
+Each command lives in :mod:`poissonblend.commands` as a module with
+``add_arguments(parser)`` and ``run(args) -> int``, listed with its one-line help
+in ``COMMANDS``; only the chosen command's module is imported. This module
 builds the parser and holds the single error boundary: the library's typed
 errors become one ``error: …`` line and exit status 2, Ctrl-C exits 130, and a
 real bug keeps its traceback.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -30,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; the command named in `argv` (if any) gets its full arguments."""
     parser = _Parser(
         prog="python -m poissonblend",
         description="PoissonBlend data augmentation for stroke-lesion segmentation: "
@@ -39,15 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"poissonblend {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     sub.required = True
-    for module in COMMANDS:
-        cmd = sub.add_parser(
-            module.NAME,
-            help=module.HELP,
-            description=module.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        module.add_arguments(cmd)
-        cmd.set_defaults(_run=module.run)
+    chosen = next((arg for arg in argv if arg in COMMANDS), None)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(f"{__package__}.commands.{module_name}") if name == chosen else None
+        cmd = sub.add_parser(name, help=help_text, description=module.__doc__ if module else help_text,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        if module is not None:
+            module.add_arguments(cmd)
+            cmd.set_defaults(_run=module.run)
     return parser
 
 
@@ -70,7 +72,8 @@ def error_handler() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

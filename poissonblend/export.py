@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .errors import OutputError, PoissonBlendError
 from .io import SLICE_NAME_RE, atomic_write_bytes, remove_stale_temp_files
-from .output import (MANIFEST_COLUMNS, existing_status, manifest_row, prepare_output_dirs,
+from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, existing_status, manifest_row, prepare_output_dirs,
                      read_manifest, sample_paths, write_manifest, write_sample)
 from .store import Candidate, Store
 
@@ -42,7 +42,6 @@ try:
 except ImportError:  # pragma: no cover - Windows: no cross-process export lock
     fcntl = None  # type: ignore[assignment]
 
-MANIFEST_NAME = "poissonblend_manifest.csv"
 DECISION_COLUMNS = ("decision", "reason", "reviewer", "decided_at")
 EXPORT_MANIFEST_COLUMNS = MANIFEST_COLUMNS + DECISION_COLUMNS
 """The export manifest: ``generate``'s columns plus the current decision."""

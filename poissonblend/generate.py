@@ -19,7 +19,8 @@ import cv2
 
 from .dataset import Dataset
 from .errors import OutputError
-from .output import existing_status, manifest_row, prepare_output_dirs, sample_paths, write_manifest, write_sample
+from .output import (MANIFEST_NAME, existing_status, manifest_row, prepare_output_dirs, sample_paths,
+                     write_manifest, write_sample)
 from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng
 
 CHUNK = 32
@@ -131,7 +132,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
         raise OutputError(f"workers {workers} must be >= 1")
     out_i, out_m = prepare_output_dirs(out_input_dir, out_mask_dir, create=count > 0,
                                        forbidden=(dataset.input_dir, dataset.mask_dir))
-    manifest = Path(manifest) if manifest is not None else out_i.parent / "poissonblend_manifest.csv"
+    manifest = Path(manifest) if manifest is not None else out_i.parent / MANIFEST_NAME
     if manifest.is_dir():
         raise OutputError(f"manifest path {manifest} is a folder")
     total, finished = 2 * count, 0

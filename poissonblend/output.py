@@ -18,6 +18,9 @@ from .recipe import Recipe, Sample
 
 WriteStatus = Literal["written", "skipped"]
 
+MANIFEST_NAME = "poissonblend_manifest.csv"
+"""Default manifest file name, next to the output image folder."""
+
 RECIPE_COLUMNS = ("case_id", "source_file", "lesion_index", "target_file", "x", "y", "mode",
                   "scale", "rotation", "flips", "margin", "seed", "sample_index")
 QUALITY_COLUMNS = ("lesion_area", "contrast_source", "contrast_result", "contrast_transferred",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from .errors import PlacementError
 
@@ -21,7 +20,7 @@ def brain_mask(image: np.ndarray) -> np.ndarray:
     """Foreground (brain) of a skull-stripped slice.
 
     Threshold at 10% of the 99th percentile of non-zero pixels (at least grey
-    level 1), fill holes, keep the largest 8-connected component.
+    level 1), keep the largest 8-connected component, fill its holes.
 
     Parameters
     ----------
@@ -32,16 +31,26 @@ def brain_mask(image: np.ndarray) -> np.ndarray:
     (M, N) ndarray of bool
         All False for an all-black slice (it is never a target).
     """
-    nonzero = image[image > 0]
-    if nonzero.size == 0:
+    counts = np.bincount(image.ravel(), minlength=256)[1:]
+    total = int(counts.sum())
+    if total == 0:
         return np.zeros(image.shape, dtype=bool)
-    threshold = max(1.0, 0.1 * float(np.percentile(nonzero, 99)))
-    fg = (image >= threshold).astype(np.uint8)
+    p99 = 1 + int(np.searchsorted(np.cumsum(counts), 0.99 * total))  # grey level, 1..255
+    threshold = max(1, int(np.ceil(0.1 * p99)))
+    fg = (image >= threshold).view(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    if n <= 1:
-        return np.zeros(image.shape, dtype=bool)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return ndimage.binary_fill_holes(labels == largest)
+    return fill_holes(labels == largest)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`mask` plus every background region not 4-connected to the image border."""
+    outside = np.pad(~mask, 1).view(np.uint8)  # a frame of background around it
+    outside[0, :] = outside[-1, :] = 1
+    outside[:, 0] = outside[:, -1] = 1
+    flood = outside.copy()
+    cv2.floodFill(flood, None, (0, 0), 2, flags=4)
+    return flood[1:-1, 1:-1] != 2
 
 
 def top_left_rc(lesion_mask: np.ndarray, x: int, y: int) -> tuple[int, int]:

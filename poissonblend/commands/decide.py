@@ -17,9 +17,6 @@ from ..errors import StoreError
 from ..store import Store
 from .status import format_counts
 
-NAME = "decide"
-HELP = "accept / reject / skip candidates by id or quality"
-
 
 def _ids(text: str) -> list[int]:
     try:

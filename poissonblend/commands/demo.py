@@ -28,9 +28,6 @@ from ..errors import OutputError
 from ..io import read_gray_png
 from ..lesions import label_lesions
 
-NAME = "demo"
-HELP = "write a small synthetic demo training set (input/ and mask/ folders)"
-
 
 def _int_in(low: int, high: int):
     def parse(text: str) -> int:

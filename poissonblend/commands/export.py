@@ -25,9 +25,6 @@ from ..errors import OutputError, StoreError
 from ..export import export, export_zip
 from ..store import Store
 
-NAME = "export"
-HELP = "write accepted candidates into output folders"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", required=True, help="review database file (must exist)")

@@ -18,9 +18,6 @@ from ..dataset import open_dataset
 from ..generate import generate
 from ._sampling import add_sampling_arguments, sampling_options
 
-NAME = "generate"
-HELP = "write N random blended samples into output folders"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-dir", required=True, help="folder of input slices (8-bit grey PNG)")

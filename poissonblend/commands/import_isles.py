@@ -37,9 +37,6 @@ from tqdm import tqdm
 
 from ..isles import MODALITIES, import_isles
 
-NAME = "import-isles"
-HELP = "import ISLES 2022 NIfTI cases as input/ + mask/ PNG slices"
-
 
 def _positive_int(text: str) -> int:
     try:

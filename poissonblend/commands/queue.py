@@ -19,9 +19,6 @@ from ..store import Store
 from .status import format_counts
 from ._sampling import add_sampling_arguments, sampling_options
 
-NAME = "queue"
-HELP = "draw N candidates into a review database"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", required=True, help="review database file (SQLite; created if missing)")

@@ -10,9 +10,6 @@ import argparse
 
 from ..store import STATES, Store
 
-NAME = "status"
-HELP = "count the candidates of a review database by state"
-
 
 def format_counts(counts: dict[str, int]) -> str:
     """``undecided 3 · accepted 2 · … · total 7`` (every state, always)."""
