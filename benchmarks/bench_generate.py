@@ -5,7 +5,8 @@ lesions of 1-2000 px, at 112, 192 and 256 px), then times on the same inputs, in
 one run:
 
 (a) one blend at 256 px: the naive 3-channel ``cv2.seamlessClone`` on the lesion's
-    tight bbox vs ``poissonblend.blend`` (single channel, ROI only), arrays in memory;
+    tight bbox vs ``poissonblend.blend`` (single channel, ROI only, with its quality
+    report), arrays in memory, over the trials where the naive call does not raise;
 (b) batch samples/s on 112 px slices: a naive script (per sample: read two random
     pairs from disk, blend, write two PNGs) vs ``python -m poissonblend generate``
     with 1 and 2 workers, whole process timed (index cache warm).
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from pathlib import Path
 
 import cv2
@@ -78,12 +80,17 @@ def naive_blend(src: np.ndarray, src_mask: np.ndarray, dst: np.ndarray, contour,
     return cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
 
 
-def bench_blend(root: Path, size: int = 256, trials: int = 300) -> tuple[float, float, int]:
-    """Median seconds per blend: naive, ours; and how many trials the naive call crashed on."""
+def bench_blend(size: int = 256, trials: int = 300, repeats: int = 7) -> tuple[float, float, int]:
+    """Seconds per blend (naive, ours) over the same trials, and how many crashed the naive call.
+
+    Trials are (source lesion, target, valid spot) triples; those on which the
+    naive call raises are counted and left out of both timings. Each method
+    runs over all remaining trials `repeats` times; the fastest pass counts.
+    """
     rng = np.random.default_rng(1)
     slices = [synthetic_slice(rng, size) for _ in range(40)]
     lesion_slices = [(im, m) for im, m in slices if m.any()]
-    naive_t, ours_t, crashed = [], [], 0
+    cases, crashed = [], 0
     for _ in range(trials):
         src, src_mask = lesion_slices[rng.integers(len(lesion_slices))]
         dst, dst_mask = slices[rng.integers(len(slices))]
@@ -94,22 +101,26 @@ def bench_blend(root: Path, size: int = 256, trials: int = 300) -> tuple[float, 
         valid = valid_spots(patch.mask[r0:r1, c0:c1], np.ones_like(dst_mask, bool), None)
         if not valid.any():
             continue
-        x, y = sample_spot(valid, rng)
-        contours, _ = cv2.findContours(((labels == lesion.index + 1) * 255).astype(np.uint8),
-                                       cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        t0 = time.perf_counter()
+        spot = sample_spot(valid, rng)
+        one = ((labels == lesion.index + 1) * 255).astype(np.uint8)
+        contour = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0][0]
         try:
-            naive_blend(src, ((labels == lesion.index + 1) * 255).astype(np.uint8), dst,
-                        contours[0], (x, y))
+            naive_blend(src, one, dst, contour, spot)
         except cv2.error:
             crashed += 1
             continue
-        t1 = time.perf_counter()
-        blend(extract_lesion(src, labels, lesion, pad=7), dst, dst_mask > 0, center_xy=(x, y))
-        t2 = time.perf_counter()
-        naive_t.append(t1 - t0)
-        ours_t.append(t2 - t1)
-    return float(np.median(naive_t)), float(np.median(ours_t)), crashed
+        cases.append((src, one, labels, lesion, dst, dst_mask > 0, contour, spot))
+
+    def naive() -> None:
+        for src, one, _, _, dst, _, contour, spot in cases:
+            naive_blend(src, one, dst, contour, spot)
+
+    def ours() -> None:
+        for src, _, labels, lesion, dst, dst_lesions, _, spot in cases:
+            blend(extract_lesion(src, labels, lesion, pad=7), dst, dst_lesions, center_xy=spot)
+
+    best = [min(timeit.repeat(fn, number=1, repeat=repeats)) / len(cases) for fn in (naive, ours)]
+    return best[0], best[1], crashed
 
 
 NAIVE_SCRIPT = r'''
@@ -155,11 +166,12 @@ def timed(cmd: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000, help="samples per batch run (default 2000)")
+    parser.add_argument("--repeats", type=int, default=3, help="batch runs per method; best counts (default 3)")
     args = parser.parse_args()
     repo = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        naive_s, ours_s, crashed = bench_blend(root)
+        naive_s, ours_s, crashed = bench_blend()
         for size in (112, 192, 256):  # the mixed-size realistic set (opened to prove it indexes)
             write_set(root / f"set{size}", size, 60, seed=size)
             open_dataset(root / f"set{size}" / "input", root / f"set{size}" / "mask")
@@ -168,18 +180,21 @@ def main() -> None:
         subprocess.run([*cache, sys.executable, "-c",
                         f"from poissonblend.dataset import open_dataset; open_dataset({str(inp)!r}, {str(msk)!r})"],
                        check=True, cwd=repo)
-        naive = timed([sys.executable, "-c", NAIVE_SCRIPT, str(inp), str(msk),
-                       str(root / "n_i"), str(root / "n_m"), str(args.count)])
-        gen = []
-        for workers in (1, 2):
-            out = root / f"g{workers}"
-            gen.append(timed([*cache, sys.executable, "-m", "poissonblend", "generate",
-                              "--input-dir", str(inp), "--mask-dir", str(msk),
-                              "--out-input-dir", str(out / "i"), "--out-mask-dir", str(out / "m"),
-                              "--count", str(args.count), "--workers", str(workers)]))
+        naive, gen = float("inf"), [float("inf"), float("inf")]
+        for rep in range(args.repeats):  # best of N: the disk and page cache are noisy
+            naive = min(naive, timed([sys.executable, "-c", NAIVE_SCRIPT, str(inp), str(msk),
+                                      str(root / f"n{rep}" / "i"), str(root / f"n{rep}" / "m"),
+                                      str(args.count)]))
+            for k, workers in enumerate((1, 2)):
+                out = root / f"g{workers}-{rep}"
+                gen[k] = min(gen[k], timed([
+                    *cache, sys.executable, "-m", "poissonblend", "generate",
+                    "--input-dir", str(inp), "--mask-dir", str(msk), "--out-input-dir", str(out / "i"),
+                    "--out-mask-dir", str(out / "m"), "--count", str(args.count),
+                    "--workers", str(workers)]))
     n = args.count
     rows = [
-        ("blend, 256 px (median per call)", f"{naive_s * 1e3:.3f} ms", f"{ours_s * 1e3:.3f} ms",
+        ("blend, 256 px (per call)", f"{naive_s * 1e3:.3f} ms", f"{ours_s * 1e3:.3f} ms",
          f"{naive_s / ours_s:.2f}x", ">= 1.5x"),
         (f"batch, 112 px, {n} samples, 1 worker", f"{n / naive:.0f}/s", f"{n / gen[0]:.0f}/s",
          f"{naive / gen[0]:.2f}x", ">= 2x (aim 3x)"),

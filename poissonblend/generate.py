@@ -2,9 +2,10 @@
 
 Sample ``i`` of a batch with seed ``s`` is ``sample_recipe(dataset,
 sample_rng(s, i), options)``, so the output is the same with 1 or K worker
-processes. Nothing is written until every name that already exists in the
-output folders has been checked: an identical file is skipped, a different one
-stops the run (:class:`OutputError`) before any write.
+processes, each drawing, rendering and writing its share in one pass. A name
+that already exists in the output folders is skipped when its files hold the
+same pixels; when they differ it is never overwritten, and the run ends with an
+:class:`OutputError` naming the file once every other sample is complete.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import cv2
 
 from .dataset import Dataset
 from .errors import OutputError
-from .output import (MANIFEST_NAME, existing_status, manifest_row, prepare_output_dirs, sample_paths,
+from .io import encode_png, slice_name, write_pair
+from .output import (MANIFEST_NAME, manifest_row, prepare_output_dirs, sample_paths,
                      write_manifest, write_sample)
 from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng
 
@@ -55,30 +57,31 @@ class GenerateSummary:
 _JOB: dict = {}
 
 
-def _draw(indices: Sequence[int]) -> list[tuple[int, Recipe]]:
+def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict]]:
+    """Draw, render and write samples `indices` of the batch.
+
+    Returns ``(index, recipe, case_id, status, quality)`` per sample, status
+    "written", "skipped" (identical files present) or the :class:`OutputError`
+    message of a name taken by different files (nothing written for it).
+    """
     ds, seed, options = _JOB["dataset"], _JOB["seed"], _JOB["options"]
-    return [(i, sample_recipe(ds, sample_rng(seed, i), options)) for i in indices]
-
-
-def _check(jobs: Sequence[tuple[Recipe, str]]) -> list[tuple[str | None, dict]]:
-    """Render recipes whose files exist: ("skipped" or None if half exists, quality)."""
-    ds, out_i, out_m = _JOB["dataset"], _JOB["out_input_dir"], _JOB["out_mask_dir"]
+    out_i, out_m, present = _JOB["out_input_dir"], _JOB["out_mask_dir"], _JOB["present"]
     results = []
-    for recipe, case_id in jobs:
+    for i in indices:
+        recipe = sample_recipe(ds, sample_rng(seed, i), options)
+        case_id = recipe.case_id(ds.case_ids)
         sample = render(ds, recipe)
-        status = existing_status(sample, *sample_paths(case_id, out_i, out_m))
-        results.append((status, sample.quality.to_dict()))
+        try:
+            if slice_name(case_id, 0) in present:  # skip if identical, complete half a pair
+                status = write_sample(sample, case_id, out_i, out_m)
+            else:  # a fresh name: no need to look at the folders again
+                write_pair(*sample_paths(case_id, out_i, out_m), encode_png(sample.image),
+                           encode_png(sample.mask))
+                status = "written"
+        except OutputError as exc:
+            status = str(exc)
+        results.append((i, recipe, case_id, status, sample.quality.to_dict()))
     return results
-
-
-def _write(jobs: Sequence[tuple[Recipe, str]]) -> list[dict]:
-    ds, out_i, out_m = _JOB["dataset"], _JOB["out_input_dir"], _JOB["out_mask_dir"]
-    qualities = []
-    for recipe, case_id in jobs:
-        sample = render(ds, recipe)
-        write_sample(sample, case_id, out_i, out_m)
-        qualities.append(sample.quality.to_dict())
-    return qualities
 
 
 def _chunks(items: Sequence, size: int = CHUNK) -> list[Sequence]:
@@ -116,13 +119,14 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
         CSV of provenance and quality (default ``out_input_dir/../poissonblend_manifest.csv``);
         rows for cases already listed there are kept.
     progress : callable(done, total), optional
-        Called as samples are drawn and as they are written.
+        Called as samples are done.
 
     Raises
     ------
     OutputError
-        Unusable output folders, or an existing file of a drawn name with
-        different content (raised before anything is written).
+        Unusable output folders (before anything is written), or an existing
+        file of a drawn name with different content (after the other samples
+        are written and listed in the manifest; that file is left untouched).
     PlacementError
         If the dataset offers no valid placement.
     """
@@ -135,7 +139,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
     manifest = Path(manifest) if manifest is not None else out_i.parent / MANIFEST_NAME
     if manifest.is_dir():
         raise OutputError(f"manifest path {manifest} is a folder")
-    total, finished = 2 * count, 0
+    total, finished = count, 0
 
     def done(n: int) -> None:
         nonlocal finished
@@ -143,35 +147,34 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
         if progress is not None:
             progress(finished, total)
 
-    _JOB.update(dataset=dataset, seed=seed, options=options, out_input_dir=out_i, out_mask_dir=out_m)
+    present = set(os.listdir(out_i)) | set(os.listdir(out_m)) if count else set()
+    _JOB.update(dataset=dataset, seed=seed, options=options, out_input_dir=out_i,
+                out_mask_dir=out_m, present=present)
+    # Each process decodes a slice the first time it needs it (once per process).
     n_workers = min(workers, max(1, count // CHUNK))
-    if n_workers > 1 and len(dataset) * 4 < 2**22:
-        dataset.preload()  # decode every slice once, shared with the forked workers
     # Parallelism comes from processes; OpenCV's own threads only add overhead on small ROIs.
     cv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     pool = multiprocessing.get_context("fork").Pool(n_workers) if n_workers > 1 else None
     try:
-        drawn = dict(_run(_draw, _chunks(range(count)), pool, done))
-        plan: dict[str, tuple[int, Recipe]] = {}
-        for i in range(count):
-            plan.setdefault(drawn[i].case_id(dataset.case_ids), (i, drawn[i]))
-        existing = [(r, cid) for cid, (_, r) in plan.items()
-                    if any(p.exists() for p in sample_paths(cid, out_i, out_m))]
-        checked = dict(zip((cid for _, cid in existing),
-                           _run(_check, _chunks(existing), pool, lambda n: None)))
-        qualities = {cid: q for cid, (status, q) in checked.items() if status == "skipped"}
-        skipped = len(qualities)
-        todo = [(r, cid) for cid, (_, r) in plan.items() if cid not in qualities]
-        done(count - len(todo))
-        qualities.update(zip((cid for _, cid in todo), _run(_write, _chunks(todo), pool, done)))
+        results = list(_run(_make, _chunks(range(count)), pool, done))
     finally:
         if pool is not None:
             pool.terminate()
         _JOB.clear()
         cv2.setNumThreads(cv_threads)
-    rows = [manifest_row(cid, recipe, qualities[cid], seed=seed, sample_index=i)
-            for cid, (i, recipe) in plan.items()]
-    if rows:
-        write_manifest(manifest, rows)
-    return GenerateSummary(len(todo), skipped, count - len(plan), manifest)
+    rows: dict[str, dict] = {}
+    statuses: dict[str, str] = {}
+    for i, recipe, case_id, status, quality in results:
+        if case_id not in rows:  # a repeated draw is one case, listed once
+            rows[case_id] = manifest_row(case_id, recipe, quality, seed=seed, sample_index=i)
+            statuses[case_id] = status
+    conflicts = [s for s in statuses.values() if s not in ("written", "skipped")]
+    done_rows = [row for cid, row in rows.items() if statuses[cid] in ("written", "skipped")]
+    if done_rows:
+        write_manifest(manifest, done_rows)
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise OutputError(conflicts[0] + more)
+    written = sum(s == "written" for s in statuses.values())
+    return GenerateSummary(written, len(rows) - written, count - len(rows), manifest)

@@ -66,16 +66,22 @@ def test_rerun_skips_identical_files_and_workers_do_not_change_output(training_s
     assert (one / "poissonblend_manifest.csv").read_text() == (two / "poissonblend_manifest.csv").read_text()
 
 
-def test_different_existing_file_is_an_error_before_any_write(training_set, tmp_path, capsys):
+def test_different_existing_file_is_never_overwritten(training_set, tmp_path, capsys):
     assert run_generate(training_set, tmp_path, "--count", "5", "--seed", "1") == 0
     victim = sorted((tmp_path / "aug_input").iterdir())[0]
     cv2.imwrite(str(victim), np.zeros((112, 112), np.uint8))
+    tampered = victim.read_bytes()
     capsys.readouterr()
-    before = sorted(p.name for p in (tmp_path / "aug_input").iterdir())
     assert run_generate(training_set, tmp_path, "--count", "40", "--seed", "1") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and victim.name in err[0]
-    assert sorted(p.name for p in (tmp_path / "aug_input").iterdir()) == before
+    assert victim.read_bytes() == tampered
+    # every other sample is a complete pair listed in the manifest; no temp files
+    images = {p.name for p in (tmp_path / "aug_input").iterdir()}
+    assert images == {p.name for p in (tmp_path / "aug_mask").iterdir()}
+    with open(tmp_path / "poissonblend_manifest.csv") as fh:
+        listed = {f"slice_{r['case_id']}_0000.png" for r in csv.DictReader(fh)}
+    assert listed == images and len(images) == 40  # the victim is listed from the first run
     assert not list((tmp_path / "aug_input").glob(".*.tmp"))
 
 

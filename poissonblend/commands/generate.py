@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     options = sampling_options(args)
     dataset = open_dataset(args.input_dir, args.mask_dir, workers=args.workers)
-    with tqdm(total=2 * args.count, unit="step", disable=not sys.stderr.isatty(),
+    with tqdm(total=args.count, unit="sample", disable=not sys.stderr.isatty(),
               desc="generate") as bar:
         summary = generate(dataset, args.out_input_dir, args.out_mask_dir, count=args.count,
                            seed=args.seed, options=options, workers=args.workers,
