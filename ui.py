@@ -116,6 +116,7 @@ R_QUEUE_SCALE = "r_queue_scale"      # (lo, hi)
 R_QUEUE_ROTATION = "r_queue_rotation"  # (lo, hi)
 R_QUEUE_FLIP = "r_queue_flip"
 R_QUEUE_MARGIN = "r_queue_margin"
+R_QUEUE_MIN_AREA = "r_queue_min_area"
 R_QUEUE_GO = "r_queue_go"
 R_FLASH = "r_flash"                  # (kind, text) | None: one-shot message of the last action
 R_ACCEPT, R_REJECT, R_SKIP, R_UNDO_BTN = "r_accept", "r_reject", "r_skip", "r_undo_btn"

@@ -16,7 +16,7 @@ ss = st.session_state
 ui.init_state({ui.R_ORDER: "created", ui.R_CURRENT: None, ui.R_REASON: "(no reason)",
                ui.R_QUEUE_N: 20, ui.R_QUEUE_SEED: 0, ui.R_QUEUE_MODE: "normal",
                ui.R_QUEUE_SCALE: (0.8, 1.2), ui.R_QUEUE_ROTATION: (-30, 30), ui.R_QUEUE_FLIP: True,
-               ui.R_QUEUE_MARGIN: 6, ui.R_FLASH: None})
+               ui.R_QUEUE_MARGIN: 6, ui.R_QUEUE_MIN_AREA: 9, ui.R_FLASH: None})
 
 
 def flash(kind: str, text: str) -> None:
@@ -71,10 +71,13 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
         c.segmented_control("Mode", ["normal", "mixed"], key=ui.R_QUEUE_MODE, required=True,
                             persist_state="session")
         d.slider("Margin (px)", MIN_MARGIN, MAX_MARGIN, key=ui.R_QUEUE_MARGIN, persist_state="session")
-        a, b, c = st.columns([2, 2, 1], vertical_alignment="bottom")
+        a, b, c, d = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
         a.slider("Scale range", 0.25, 3.0, step=0.05, key=ui.R_QUEUE_SCALE, persist_state="session")
         b.slider("Rotation range (°)", -180, 180, step=5, key=ui.R_QUEUE_ROTATION, persist_state="session")
-        c.toggle("Random flips", key=ui.R_QUEUE_FLIP, persist_state="session")
+        c.number_input("Min lesion area (px)", 1, 10_000, key=ui.R_QUEUE_MIN_AREA,
+                       persist_state="session",
+                       help="Draw only source lesions at least this large (9 skips 1–8 px specks)")
+        d.toggle("Random flips", key=ui.R_QUEUE_FLIP, persist_state="session")
         go = st.form_submit_button("Queue candidates", key=ui.R_QUEUE_GO, type="primary",
                                    icon=":material/add:")
     if go:
@@ -86,7 +89,8 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
             options = SamplingOptions(mode=ss[ui.R_QUEUE_MODE],
                                       scale_range=tuple(map(float, ss[ui.R_QUEUE_SCALE])),
                                       rotation_range=tuple(map(float, ss[ui.R_QUEUE_ROTATION])),
-                                      flip=bool(ss[ui.R_QUEUE_FLIP]), margin=int(ss[ui.R_QUEUE_MARGIN]))
+                                      flip=bool(ss[ui.R_QUEUE_FLIP]), margin=int(ss[ui.R_QUEUE_MARGIN]),
+                                      min_area=int(ss[ui.R_QUEUE_MIN_AREA]))
             queued = store.queue(n, seed, options, batch=batch, start=start,
                                  progress=lambda k, total: bar.progress(
                                      k / total, text=f"{k} of {total} candidates rendered"))

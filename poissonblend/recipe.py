@@ -139,6 +139,9 @@ class SamplingOptions:
         Flip left-right and top-bottom each with probability 1/2.
     margin : int
         Poisson region growth, px.
+    min_area : int
+        Only lesions of at least this many px (before transform) are drawn as
+        sources; e.g. 9 leaves out 1–8 px specks.
     avoid_lesions : bool
         Never place a lesion over the target's own lesions.
     min_brain_fraction : float
@@ -152,6 +155,7 @@ class SamplingOptions:
     rotation_range: tuple[float, float] = (0.0, 0.0)
     flip: bool = False
     margin: int = 6
+    min_area: int = 1
     avoid_lesions: bool = True
     min_brain_fraction: float = MIN_BRAIN_FRACTION
     max_tries: int = 100
@@ -165,9 +169,18 @@ class SamplingOptions:
         if self.rotation_range[0] > self.rotation_range[1]:
             raise RecipeError(f"rotation range {self.rotation_range} must be (low, high)")
         check_margin(self.margin)
+        if not (isinstance(self.min_area, int) and self.min_area >= 1):
+            raise RecipeError(f"minimum lesion area {self.min_area!r} must be an integer >= 1 px")
 
     def to_dict(self) -> dict:
         return dict(vars(self))
+
+
+@lru_cache(maxsize=64)
+def _sources(dataset: Dataset, min_area: int) -> tuple[tuple[str, int], ...]:
+    """(source name, lesion index) of every lesion of at least `min_area` px."""
+    return tuple((s.name, les.index) for s in dataset.slices for les in s.lesions
+                 if les.area >= min_area)
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -223,7 +236,8 @@ def sample_recipe(dataset: Dataset, rng: np.random.Generator | int,
                   options: SamplingOptions = SamplingOptions()) -> Recipe:
     """Draw one recipe: a lesion, a target, a transform and a valid spot.
 
-    The lesion is drawn uniformly among all lesions of the dataset, the target
+    The lesion is drawn uniformly among the dataset's lesions of at least
+    ``options.min_area`` px, the target
     uniformly among slices with brain, the spot uniformly among valid spots.
 
     Raises
@@ -232,10 +246,13 @@ def sample_recipe(dataset: Dataset, rng: np.random.Generator | int,
         If no valid placement turned up in ``options.max_tries`` draws.
     """
     rng = np.random.default_rng(rng)
-    if not dataset.lesion_refs or not dataset.target_names:
-        raise PlacementError("the dataset has no lesion or no slice with brain to place it on")
+    sources = _sources(dataset, options.min_area)
+    if not sources:
+        raise PlacementError(f"no lesion of at least {options.min_area} px in the dataset")
+    if not dataset.target_names:
+        raise PlacementError("no slice with brain tissue to place a lesion on")
     for _ in range(options.max_tries):
-        source, lesion = dataset.lesion_refs[rng.integers(len(dataset.lesion_refs))]
+        source, lesion = sources[rng.integers(len(sources))]
         target = dataset.target_names[rng.integers(len(dataset.target_names))]
         scale = float(rng.uniform(*options.scale_range))
         rotation = float(rng.uniform(*options.rotation_range))

@@ -123,3 +123,21 @@ def test_invalid_sampling_options():
         SamplingOptions(scale_range=(2.0, 1.0))
     with pytest.raises(RecipeError):
         SamplingOptions(mode="other")
+
+
+def test_min_area_leaves_out_small_lesions(tmp_path):
+    rng = np.random.default_rng(0)
+    image = brain_slice(rng)
+    mask = np.zeros((112, 112), np.uint8)
+    mask[40, 40] = 255          # a 1-px speck
+    mask[60:64, 50:54] = 255    # a 16-px lesion
+    image[mask > 0] += 70
+    write_slice(tmp_path / "i", tmp_path / "m", "slice_0001_0000.png", image, mask)
+    ds = open_dataset(tmp_path / "i", tmp_path / "m")
+    drawn = {sample_recipe(ds, sample_rng(0, i), SamplingOptions(min_area=9)).lesion for i in range(30)}
+    big = next(les.index for les in ds.info("slice_0001_0000.png").lesions if les.area == 16)
+    assert drawn == {big}
+    with pytest.raises(PlacementError, match="at least 100 px"):
+        sample_recipe(ds, 0, SamplingOptions(min_area=100))
+    with pytest.raises(RecipeError, match="minimum lesion area"):
+        SamplingOptions(min_area=0)
