@@ -170,8 +170,9 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     correction = poisson_correction(src, tgt, dist <= margin, mode=mode)
     blended = tgt.astype(np.float64)
     blended[1:-1, 1:-1] += _ALPHA[dist[1:-1, 1:-1]] * correction
-    # Where the weight is 0 this is exactly the target's integer value again.
-    out = np.clip(np.rint(blended, out=blended), 0, 255, out=blended).astype(np.uint8)
+    # Round half to even and saturate at 255 (OpenCV's cvRound, as np.rint); where the
+    # weight is 0 this is exactly the target's integer value again.
+    out = cv2.convertScaleAbs(np.maximum(blended, 0, out=blended))
 
     # Paste the window back, only the part inside the image.
     ir0, ic0 = max(0, wr0), max(0, wc0)
@@ -190,7 +191,7 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
         inside[win] = True
     brain_fraction = (float(np.count_nonzero(brain[top:top + h, left:left + w] & lesion_crop)
                             / np.count_nonzero(lesion_crop)) if brain is not None else 1.0)
-    quality = _quality(src, tgt, blended, lesion, dist, inside, brain_fraction)  # blended == out
+    quality = _quality(src, tgt, out, lesion, dist, inside, brain_fraction)
     return Blend(image, mask, lesion_mask, quality)
 
 

@@ -37,14 +37,14 @@ def _dst_matrix(n: int) -> np.ndarray:
 
 
 def _solve_dirichlet(rhs: np.ndarray) -> np.ndarray:
-    """Solve the 5-point ``Δu = rhs`` with u = 0 outside `rhs`'s (M, N) grid."""
+    """Solve the 5-point ``Δu = rhs`` with u = 0 outside `rhs`'s (M, N) grid (float64 out)."""
     n, m = rhs.shape
     if max(n, m) <= MATMUL_MAX:
         sn, sm = _dst_matrix(n), _dst_matrix(m)
         return sn @ ((sn @ rhs @ sm) / _laplacian_eigenvalues(n, m)) @ sm
     from scipy import fft  # only large ROIs need it; importing it costs 0.1 s at start-up
 
-    coeffs = fft.dstn(rhs, type=1, norm="ortho")
+    coeffs = fft.dstn(rhs.astype(np.float64), type=1, norm="ortho")
     coeffs /= _laplacian_eigenvalues(n, m)
     return fft.idstn(coeffs, type=1, norm="ortho")
 
@@ -92,7 +92,7 @@ def poisson_correction(source: np.ndarray, target: np.ndarray, region: np.ndarra
     wx, wy = _guidance_differences(source, target, region, mode)
     # Divergence of the difference field at interior pixels (backward differences).
     rhs = (wx[1:-1, 1:] - wx[1:-1, :-1]) + (wy[1:, 1:-1] - wy[:-1, 1:-1])
-    return _solve_dirichlet(rhs.astype(np.float64))
+    return _solve_dirichlet(rhs)  # float32 in, float64 out (the DST matrices are float64)
 
 
 def poisson_solve(source: np.ndarray, target: np.ndarray, region: np.ndarray,
