@@ -65,18 +65,16 @@ def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, list[LesionInfo]]:
         binary, connectivity=8, ltype=cv2.CV_32S)
     # OpenCV's numbering depends on its algorithm; renumber by the raster position
     # of each component's first pixel (which lies on its bbox's top row).
-    first = []
-    for k in range(1, n):
-        x, y, w = (int(v) for v in stats[k, :3])
-        first.append((y, x + int(np.argmax(labels[y, x:x + w] == k)), k))
-    first.sort()
+    rows = stats.tolist()
+    first = sorted((y, x + int(np.argmax(labels[y, x:x + w] == k)), k)
+                   for k, (x, y, w, _, _) in enumerate(rows) if k)
     lut = np.zeros(n, np.int32)
     lesions = []
     for new, (_, _, k) in enumerate(first):
         lut[k] = new + 1
-        x, y, w, h, area = (int(v) for v in stats[k])
-        cx, cy = centroids[k]
-        lesions.append(LesionInfo(new, area, (y, x, y + h, x + w), (float(cy), float(cx))))
+        x, y, w, h, area = rows[k]
+        cx, cy = centroids[k].tolist()
+        lesions.append(LesionInfo(new, area, (y, x, y + h, x + w), (cy, cx)))
     if any(lut[k] != k for k in range(1, n)):
         labels = lut[labels]
     return labels, lesions

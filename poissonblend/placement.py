@@ -45,10 +45,8 @@ def brain_mask(image: np.ndarray) -> np.ndarray:
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """`mask` plus every background region not 4-connected to the image border."""
-    outside = np.pad(~mask, 1).view(np.uint8)  # a frame of background around it
-    outside[0, :] = outside[-1, :] = 1
-    outside[:, 0] = outside[:, -1] = 1
-    flood = outside.copy()
+    # The background, framed by one more pixel of background; flood it from the frame.
+    flood = cv2.copyMakeBorder((~mask).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
     cv2.floodFill(flood, None, (0, 0), 2, flags=4)
     return flood[1:-1, 1:-1] != 2
 
