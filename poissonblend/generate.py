@@ -20,7 +20,7 @@ import cv2
 
 from .dataset import Dataset
 from .errors import OutputError
-from .io import encode_png, slice_name, write_pair
+from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .output import (MANIFEST_NAME, manifest_row, prepare_output_dirs, sample_paths,
                      write_manifest, write_sample)
 from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng
@@ -147,6 +147,9 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
         if progress is not None:
             progress(finished, total)
 
+    if count:
+        for folder in (out_i, out_m):
+            remove_stale_temp_files(folder)  # left by a killed run; live writers' are kept
     present = set(os.listdir(out_i)) | set(os.listdir(out_m)) if count else set()
     _JOB.update(dataset=dataset, seed=seed, options=options, out_input_dir=out_i,
                 out_mask_dir=out_m, present=present)

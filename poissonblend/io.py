@@ -206,10 +206,32 @@ def same_pixels(path: Path, image: np.ndarray) -> bool:
     return existing is not None and existing.shape == image.shape and np.array_equal(existing, image)
 
 
+_TEMP_OWNER_RE = re.compile(r"\.(\d+)-\d+-\d+\.tmp$")
+
+
+def _writer_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # ours, from before this call: nothing of ours is being written now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Delete temp files (``.*.tmp``) left in `folder` by a killed writer; return them."""
+    """Delete temp files (``.*.tmp``) left in `folder` by killed writers; return them.
+
+    A temp file whose name carries the pid of a process that is still running
+    (another writer at work in the same folder) is left alone.
+    """
     removed = []
     for tmp in Path(folder).glob(".*.tmp"):
+        owner = _TEMP_OWNER_RE.search(tmp.name)
+        if owner and _writer_alive(int(owner.group(1))):
+            continue
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed

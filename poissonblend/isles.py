@@ -74,7 +74,7 @@ from nibabel.filebasedimages import ImageFileError
 from scipy import ndimage
 
 from .errors import ImportError_, OutputError, PoissonBlendWarning
-from .io import encode_png, same_pixels, slice_name, write_pair
+from .io import encode_png, remove_stale_temp_files, same_pixels, slice_name, write_pair
 from .output import prepare_output_dirs
 
 __all__ = [
@@ -532,7 +532,10 @@ def case_slices(image: np.ndarray, lesion: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _prepare_out(out_dir: Path) -> tuple[Path, Path]:
-    return prepare_output_dirs(out_dir / "input", out_dir / "mask")
+    folders = prepare_output_dirs(out_dir / "input", out_dir / "mask")
+    for folder in folders:
+        remove_stale_temp_files(folder)  # left by a killed import; live writers' are kept
+    return folders
 
 
 def import_case(case: IslesCase, out_dir: str | os.PathLike, *,
