@@ -51,7 +51,8 @@ elif ctx.config != st.session_state[ui.ACTIVE]:
 def _open_from_sidebar() -> None:
     config = {"input_dir": st.session_state[ui.W_INPUT_DIR].strip(),
               "mask_dir": st.session_state[ui.W_MASK_DIR].strip(),
-              "db": st.session_state[ui.W_DB].strip(), "origin": "sidebar"}
+              "db": st.session_state[ui.W_DB].strip(), "origin": "sidebar",
+              "allow_other_dataset": bool(st.session_state[ui.W_ALLOW_OTHER])}
     opened = ui.try_open(config)
     if opened is not None:
         ui.activate(opened)
@@ -85,7 +86,7 @@ if pending:  # set by the ISLES import below, which runs after the inputs exist
 active = st.session_state[ui.ACTIVE]
 ui.init_state({ui.W_REVIEWER: ui.load_settings(ui.data_dir()).get("reviewer", ""),
                ui.W_INPUT_DIR: active.get("input_dir", ""), ui.W_MASK_DIR: active.get("mask_dir", ""),
-               ui.W_DB: active.get("db", ""), ui.W_ISLES_ROOT: "",
+               ui.W_DB: active.get("db", ""), ui.W_ALLOW_OTHER: False, ui.W_ISLES_ROOT: "",
                ui.W_ISLES_OUT: str(ui.data_dir() / "isles2022"), ui.W_ISLES_MODALITY: "dwi",
                ui.W_ISLES_SKIP_EMPTY: True})
 
@@ -110,6 +111,11 @@ with st.sidebar:
                       help="Lesion masks with the same file names")
         st.text_input("Review database", key=ui.W_DB, persist_state="session", placeholder="(default: poissonblend.db next to "
                       "the dataset)", help="SQLite file holding candidates and decisions")
+        st.checkbox("Use the database even if the files changed", key=ui.W_ALLOW_OTHER,
+                    help="A review database remembers the folders and file contents it was made "
+                         "for; tick this to keep using it after you added or changed slices. "
+                         "Export still re-renders every accepted sample and reports any that "
+                         "no longer render as reviewed.")
         st.form_submit_button("Open dataset", key=ui.W_OPEN, on_click=_open_from_sidebar,
                               type="primary", width="stretch")
     left, right = st.columns(2)

@@ -62,6 +62,7 @@ OPEN_WARNINGS = "cfg_open_warnings"  # list[str]: dataset warnings of the active
 W_INPUT_DIR = "w_input_dir"          # sidebar text inputs / buttons
 W_MASK_DIR = "w_mask_dir"
 W_DB = "w_db"
+W_ALLOW_OTHER = "w_allow_other"      # open a database made for other files anyway
 W_OPEN = "w_open"
 W_DEMO = "w_demo"
 W_RELOAD = "w_reload"
@@ -257,9 +258,13 @@ def cached_dataset(input_dir: str, mask_dir: str, _generation: int = 0) -> tuple
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def cached_store(db: str, dataset_identity: str, _dataset: Dataset) -> Store:
-    """Open the review database once per (file, dataset)."""
-    return Store.open(db or None, _dataset)
+def cached_store(db: str, dataset_identity: str, allow_other_dataset: bool, _dataset: Dataset) -> Store:
+    """Open the review database once per (file, dataset); with `allow_other_dataset`,
+    bind it to this dataset from now on (the user ticked "use it even if the files changed")."""
+    store = Store.open(db or None, _dataset, allow_other_dataset=allow_other_dataset)
+    if allow_other_dataset:
+        store.rebind(_dataset)
+    return store
 
 
 @dataclass(frozen=True)
@@ -285,7 +290,7 @@ def open_config(config: dict) -> Context:
     dataset, _ = cached_dataset(str(Path(config["input_dir"]).expanduser()),
                                 str(Path(config["mask_dir"]).expanduser()))
     db = str(Path(config["db"]).expanduser()) if config.get("db") else str(default_store_path(dataset))
-    store = cached_store(db, dataset.identity, dataset)
+    store = cached_store(db, dataset.identity, bool(config.get("allow_other_dataset")), dataset)
     return Context(dataset, store, {**config, "db": db})
 
 

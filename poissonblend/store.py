@@ -471,6 +471,22 @@ class Store:
                 self._dataset = dataset
             return self._dataset
 
+    def rebind(self, dataset: Dataset) -> None:
+        """Record `dataset` (its folders and current file contents) as this database's own.
+
+        For a curator who added or changed slices and wants to keep the decisions:
+        later opens with this dataset need no ``allow_other_dataset``. Candidates are
+        unchanged; export still checks every re-render against what was reviewed.
+        """
+        values = {"input_dir": str(dataset.input_dir), "mask_dir": str(dataset.mask_dir),
+                  "dataset_identity": dataset.identity, "rebound_at": _now()}
+        self._write(lambda conn: conn.executemany(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            values.items()))
+        with self._lock:
+            self._meta = {**self._meta, **values}
+            self._dataset = dataset
+
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)

@@ -166,6 +166,16 @@ def test_database_of_another_dataset_is_refused(app: AppTest, tmp_path: Path, db
     run(app.button(key=ui.W_OPEN).click())
     assert any("was made for the dataset" in e.value for e in app.sidebar.error)
     assert Path(app.session_state[ui.ACTIVE]["db"]) == db_path
+    assert Path(app.session_state[ui.ACTIVE]["input_dir"]) != other_in  # the old set stays open
+    # Asked explicitly, the same database opens for the other files.
+    app.checkbox(key=ui.W_ALLOW_OTHER).check()
+    run(app.button(key=ui.W_OPEN).click())
+    assert not app.sidebar.error
+    assert Path(app.session_state[ui.ACTIVE]["input_dir"]) == other_in
+    assert Path(app.session_state[ui.ACTIVE]["db"]) == db_path
+    # ... and is bound to them from now on: it opens for them without the option.
+    assert Store.open(db_path, open_dataset(other_in, other_mask)).recorded_dataset["input_dir"] \
+        == str(other_in.resolve())
 
 
 def test_sidebar_choice_is_remembered_across_restarts(app: AppTest, tmp_path: Path):

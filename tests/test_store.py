@@ -439,3 +439,20 @@ def test_a_writer_waits_for_a_long_transaction(store, queued, db_path):
         conn.close()
     assert decided.state == "accepted"
     assert [h.decision for h in store.history()] == ["accepted"]
+
+
+def test_rebind_to_changed_files_keeps_the_decisions(tmp_path):
+    input_dir, mask_dir = make_training_set(tmp_path / "set")
+    db = tmp_path / "review.db"
+    store = Store.open(db, open_dataset(input_dir, mask_dir))
+    first = store.queue(3, seed=0)[0]
+    store.decide(first.id, "accepted")
+    image = cv2.imread(str(input_dir / "slice_0000_0001.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(input_dir / "slice_0000_0001.png"), image[::-1])
+    changed = open_dataset(input_dir, mask_dir)
+    with pytest.raises(StoreError, match="changed since"):
+        Store.open(db, changed)
+    Store.open(db, changed, allow_other_dataset=True).rebind(changed)
+    again = Store.open(db, changed)
+    assert again.get(first.id).state == "accepted" and again.counts()["total"] == 3
+    assert again.recorded_dataset["dataset_identity"] == changed.identity
