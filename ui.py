@@ -397,6 +397,34 @@ def slice_names(dataset: Dataset, *, only_lesions: bool = False, query: str = ""
     return out
 
 
+def slice_filters(dataset: Dataset, *, only_key: str, search_key: str, placeholder: str,
+                  need_brain: bool = False) -> list[str]:
+    """The 'only slices with lesions' toggle and case-id search; the slice names they let through."""
+    f1, f2 = st.columns([2, 3], vertical_alignment="bottom")
+    f1.toggle("Only slices with lesions", key=only_key, persist_state="session")
+    f2.text_input("Search case id", key=search_key, placeholder=placeholder, persist_state="session")
+    return slice_names(dataset, only_lesions=st.session_state[only_key],
+                       query=st.session_state[search_key], need_brain=need_brain)
+
+
+def _step_and_notify(key: str, options: Sequence, step: int, on_change) -> None:
+    step_choice(key, options, step)
+    if on_change is not None:
+        on_change()
+
+
+def slice_selector(dataset: Dataset, label: str, key: str, names: Sequence[str], *,
+                   prev_key: str, next_key: str, on_change=None) -> None:
+    """◀ slice selectbox ▶ over `names`; `on_change` runs after any change of ``session_state[key]``."""
+    b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
+    b1.button("◀", key=prev_key, on_click=_step_and_notify, args=(key, names, -1, on_change),
+              help=f"Previous {label.lower()}")
+    sel.selectbox(label, names, key=key, on_change=on_change, persist_state="session",
+                  format_func=lambda n: f"{n} — {slice_label(dataset, n)}")
+    b2.button("▶", key=next_key, on_click=_step_and_notify, args=(key, names, 1, on_change),
+              help=f"Next {label.lower()}")
+
+
 def slice_label(dataset: Dataset, name: str) -> str:
     info = dataset.info(name)
     lesions = f"{len(info.lesions)} lesion{'s' if len(info.lesions) != 1 else ''}"

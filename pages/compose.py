@@ -35,11 +35,6 @@ def on_target_change() -> None:
     ss[ui.C_SPOT] = None  # a fresh random valid spot on the new target
 
 
-def step_target(targets: list[str], step: int) -> None:
-    ui.step_choice(ui.C_TARGET, targets, step)
-    on_target_change()
-
-
 def on_click() -> None:
     click = ss.get(ui.C_CLICK)
     if not click or click.get("unix_time") == ss[ui.C_LAST_CLICK]:
@@ -75,11 +70,8 @@ st.subheader("Compose a sample")
 src_col, tgt_col = st.columns(2, gap="large")
 with src_col:
     st.markdown("**1 · Source slice and lesion**")
-    f1, f2 = st.columns([2, 3], vertical_alignment="bottom")
-    f1.toggle("Only slices with lesions", key=ui.C_SRC_ONLY_LESIONS, persist_state="session")
-    f2.text_input("Search case id", key=ui.C_SRC_SEARCH, placeholder="e.g. 0003",
-                  persist_state="session")
-    sources = ui.slice_names(ds, only_lesions=ss[ui.C_SRC_ONLY_LESIONS], query=ss[ui.C_SRC_SEARCH])
+    sources = ui.slice_filters(ds, only_key=ui.C_SRC_ONLY_LESIONS, search_key=ui.C_SRC_SEARCH,
+                               placeholder="e.g. 0003")
     if not sources:
         st.warning("No slice matches this search.")
         st.stop()
@@ -87,13 +79,8 @@ with src_col:
         ss[ui.C_SOURCE] = max(sources, key=lambda n: max((les.area for les in ds.info(n).lesions),
                                                          default=0))
         on_source_change()
-    b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
-    b1.button("◀", key=ui.C_SRC_PREV, on_click=ui.step_choice, args=(ui.C_SOURCE, sources, -1),
-              help="Previous source slice")
-    sel.selectbox("Source slice", sources, key=ui.C_SOURCE, on_change=on_source_change, persist_state="session",
-                  format_func=lambda n: f"{n} — {ui.slice_label(ds, n)}")
-    b2.button("▶", key=ui.C_SRC_NEXT, on_click=ui.step_choice, args=(ui.C_SOURCE, sources, 1),
-              help="Next source slice")
+    ui.slice_selector(ds, "Source slice", ui.C_SOURCE, sources, prev_key=ui.C_SRC_PREV,
+                      next_key=ui.C_SRC_NEXT, on_change=on_source_change)
     lesions = ds.info(ss[ui.C_SOURCE]).lesions
     if not lesions:
         st.warning("This slice has no lesion to take; choose another source.")
@@ -105,12 +92,8 @@ with src_col:
 
 with tgt_col:
     st.markdown("**2 · Target slice and spot**")
-    f1, f2 = st.columns([2, 3], vertical_alignment="bottom")
-    f1.toggle("Only slices with lesions", key=ui.C_TGT_ONLY_LESIONS, persist_state="session")
-    f2.text_input("Search case id", key=ui.C_TGT_SEARCH, placeholder="e.g. 0005",
-                  persist_state="session")
-    targets = ui.slice_names(ds, only_lesions=ss[ui.C_TGT_ONLY_LESIONS], query=ss[ui.C_TGT_SEARCH],
-                             need_brain=True)
+    targets = ui.slice_filters(ds, only_key=ui.C_TGT_ONLY_LESIONS, search_key=ui.C_TGT_SEARCH,
+                               placeholder="e.g. 0005", need_brain=True)
     if not targets:
         st.warning("No target slice (with brain) matches this search.")
         st.stop()
@@ -118,13 +101,8 @@ with tgt_col:
         others = [n for n in targets if ds.info(n).case_id != ds.info(ss[ui.C_SOURCE]).case_id]
         ss[ui.C_TARGET] = max(others or targets, key=lambda n: ds.info(n).brain_area)
         on_target_change()
-    b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
-    b1.button("◀", key=ui.C_TGT_PREV, on_click=step_target, args=(targets, -1),
-              help="Previous target slice")
-    sel.selectbox("Target slice", targets, key=ui.C_TARGET, on_change=on_target_change, persist_state="session",
-                  format_func=lambda n: f"{n} — {ui.slice_label(ds, n)}")
-    b2.button("▶", key=ui.C_TGT_NEXT, on_click=step_target, args=(targets, 1),
-              help="Next target slice")
+    ui.slice_selector(ds, "Target slice", ui.C_TARGET, targets, prev_key=ui.C_TGT_PREV,
+                      next_key=ui.C_TGT_NEXT, on_change=on_target_change)
     st.caption("Click the target image to place the lesion's centre there.")
 
 
