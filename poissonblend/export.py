@@ -3,8 +3,9 @@
 Every accepted candidate is re-rendered from its recipe (and checked against
 the pixels stored when it was queued) and written as the single-slice case
 ``slice_<case_id>_0000.png`` in both folders with :func:`output.write_sample`:
-atomic temp-and-rename writes, the mask before its image, identical files
-skipped, different files never overwritten.
+atomic temp-and-rename writes, fsync'ed (so they survive a power loss too),
+the mask before its image, identical files skipped, different files never
+overwritten.
 
 Crash safety: the folders themselves are the record of what was exported. A
 run starts by deleting temp files left by a killed run and finishes by
@@ -268,7 +269,7 @@ def _export(store: Store, out_i: Path, out_m: Path, manifest: Path, prune: bool,
                 status = existing_status(sample, *sample_paths(candidate.case_id, out_i, out_m))
                 status = status or "written"
             else:
-                status = write_sample(sample, candidate.case_id, out_i, out_m)
+                status = write_sample(sample, candidate.case_id, out_i, out_m, durable=True)
         except PoissonBlendError as exc:
             conflicts.append(ExportConflict(candidate.id, candidate.case_id, str(exc)))
         else:

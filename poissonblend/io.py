@@ -137,7 +137,7 @@ _temp_counter = itertools.count()
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
+def _write_temp(path: Path, data: bytes, *, durable: bool = False) -> Path:
     """Write `data` to a new hidden temp file next to `path`; return the temp path.
 
     Names are ``.<name>.<pid>-<thread>-<n>.tmp``, cheaper to make than
@@ -157,10 +157,22 @@ def _write_temp(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so the renames in it survive a power loss."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -179,18 +191,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_pair(image_path: Path, mask_path: Path, image_png: bytes, mask_png: bytes) -> None:
+def write_pair(image_path: Path, mask_path: Path, image_png: bytes, mask_png: bytes, *,
+               durable: bool = False) -> None:
     """Write an image and its mask so that a crash never leaves an image without its mask.
 
     Both are written to temp files first; the mask is renamed into place before
-    the image, so any visible image always has its mask.
+    the image, so any visible image always has its mask. With `durable`, the
+    data and the renames are also fsync'ed (they then survive a power loss too;
+    slower, so kept for curated exports).
     """
     tmps: list[Path] = []
     try:
-        tmps.append(_write_temp(Path(mask_path), mask_png))
-        tmps.append(_write_temp(Path(image_path), image_png))
+        tmps.append(_write_temp(Path(mask_path), mask_png, durable=durable))
+        tmps.append(_write_temp(Path(image_path), image_png, durable=durable))
         os.replace(tmps[0], mask_path)
+        if durable:
+            _sync_folder(Path(mask_path).parent)
         os.replace(tmps[1], image_path)
+        if durable:
+            _sync_folder(Path(image_path).parent)
     except BaseException:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)

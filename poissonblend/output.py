@@ -81,11 +81,12 @@ def existing_status(sample: Sample, image_path: Path, mask_path: Path) -> WriteS
     return "skipped" if all(have) else None
 
 
-def write_sample(sample: Sample, case_id: str, out_input_dir: Path, out_mask_dir: Path) -> WriteStatus:
+def write_sample(sample: Sample, case_id: str, out_input_dir: Path, out_mask_dir: Path, *,
+                 durable: bool = False) -> WriteStatus:
     """Write one sample as ``slice_<case_id>_0000.png`` in both folders, atomically.
 
     An identical existing pair is skipped; a half-written pair (mask without
-    image, after a crash) is completed.
+    image, after a crash) is completed. `durable`: see :func:`io.write_pair`.
 
     Raises
     ------
@@ -95,7 +96,8 @@ def write_sample(sample: Sample, case_id: str, out_input_dir: Path, out_mask_dir
     image_path, mask_path = sample_paths(case_id, out_input_dir, out_mask_dir)
     if existing_status(sample, image_path, mask_path) == "skipped":
         return "skipped"
-    write_pair(image_path, mask_path, encode_png(sample.image), encode_png(sample.mask))
+    write_pair(image_path, mask_path, encode_png(sample.image), encode_png(sample.mask),
+               durable=durable)
     return "written"
 
 
