@@ -23,9 +23,8 @@ import argparse
 import json
 import os
 import runpy
-import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import streamlit as st
 from poissonblend import overlay
 from poissonblend.dataset import Dataset, SliceInfo, open_dataset
 from poissonblend.demo import ensure_demo
-from poissonblend.errors import PlacementError, PoissonBlendError
+from poissonblend.errors import PoissonBlendError
 from poissonblend.io import atomic_write_bytes
 from poissonblend.placement import explain_spot, sample_spot, top_left_rc
 from poissonblend.recipe import Recipe, lesion_patch, placed_lesion_mask, render, valid_spots_for

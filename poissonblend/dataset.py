@@ -26,7 +26,6 @@ from .lesions import LesionInfo, label_lesions
 from .placement import brain_mask
 
 INDEX_VERSION = 1
-JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 PARALLEL_MIN_SLICES = 400
 CACHE_BYTES = 512 * 2**20
 
