@@ -9,10 +9,8 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import struct
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -21,9 +19,6 @@ import numpy as np
 from .errors import DatasetError, OutputError, PoissonBlendWarning
 
 SLICE_NAME_RE = re.compile(r"^slice_([^_]+)_(\d{4,})\.png$")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# PNG colour types (IHDR): 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA.
-_PNG_GREY = 0
 
 
 def slice_name(case_id: str, slice_index: int) -> str:
@@ -53,35 +48,6 @@ def parse_slice_name(name: str) -> tuple[str, int]:
             f"{name}: file name is not in the slice format slice_<case_id>_<NNNN>.png"
         )
     return m.group(1), int(m.group(2))
-
-
-@dataclass(frozen=True)
-class PngHeader:
-    """The IHDR facts of a PNG file: size in pixels, bit depth and colour type."""
-
-    width: int
-    height: int
-    bit_depth: int
-    colour_type: int
-
-
-def read_png_header(path: Path) -> PngHeader:
-    """Read a PNG's IHDR without decoding the pixels.
-
-    Raises
-    ------
-    DatasetError
-        If the file is not a PNG or is truncated.
-    """
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(29)
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read file ({exc.strerror})") from None
-    if len(head) < 29 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        raise DatasetError(f"{path}: not a readable PNG file (corrupt or wrong format)")
-    width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
-    return PngHeader(width, height, depth, colour)
 
 
 def read_gray_png(path: Path) -> np.ndarray:
