@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import threading
 import warnings
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DatasetError, PoissonBlendWarning
-from .io import atomic_write_bytes, decode_gray_png, parse_slice_name
+from .io import atomic_write_bytes, decode_gray_png, parse_slice_name, read_gray_png
 from .lesions import LesionInfo, label_lesions
 from .placement import brain_mask
 
@@ -183,13 +184,28 @@ class Dataset:
             if hit is not None:
                 self._cache.move_to_end(name)
                 return hit
-        self.info(name)
-        image = _read(self.input_dir / name)
-        mask = _read(self.mask_dir / name)
-        if image.shape != mask.shape:
-            raise DatasetError(f"{name}: image and mask changed shape since the dataset was opened")
-        labels, _ = label_lesions(mask)
-        arrays = (image, mask > 0, labels, brain_mask(image))
+        return self._remember(name, self.decode(name))
+
+    def decode(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Read slice `name` from disk, uncached: the arrays :meth:`load` returns, writeable."""
+        info = self.info(name)
+        image = read_gray_png(self.input_dir / name)
+        if image.shape != tuple(info.shape):
+            raise DatasetError(f"{name}: the image changed shape since the dataset was opened")
+        if info.lesions:
+            mask = read_gray_png(self.mask_dir / name)
+            if mask.shape != image.shape:
+                raise DatasetError(f"{name}: the mask changed shape since the dataset was opened")
+            lesion_mask = mask > 0
+        else:  # the index says the mask is empty: no need to decode it
+            lesion_mask = np.zeros(image.shape, bool)
+        if len(info.lesions) > 1:
+            labels, _ = label_lesions(mask)
+        else:  # zero or one component: no need to search for them
+            labels = lesion_mask.astype(np.int32)
+        return image, lesion_mask, labels, brain_mask(image)
+
+    def _remember(self, name: str, arrays: tuple) -> tuple:
         for a in arrays:
             a.flags.writeable = False
         with self._lock:  # the app shares one Dataset between sessions' threads
@@ -199,7 +215,7 @@ class Dataset:
             while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
                 _, old = self._cache.popitem(last=False)
                 self._cache_bytes -= sum(a.nbytes for a in old)
-        return arrays
+            return self._cache[name]
 
     def preload(self) -> None:
         """Decode every slice now (before forking workers, say)."""
@@ -207,12 +223,58 @@ class Dataset:
             self.load(s.name)
 
 
-def _read(path: Path) -> np.ndarray:
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    return decode_gray_png(data, path)
+class SharedSlices:
+    """Decoded slices in one block of memory that forked processes share.
+
+    Made in the parent before it forks workers; each worker decodes a share of
+    the slices into the block with :meth:`fill`; once all shares are filled,
+    every process calls :meth:`adopt` and :meth:`Dataset.load` returns views
+    of the block instead of decoding again. Each slice is decoded once for
+    all processes instead of once per process.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    names : sequence of str
+        Slices to hold (at most :data:`CACHE_BYTES` in all; see :meth:`nbytes`).
+    """
+
+    #: Bytes per pixel: image (uint8), lesion mask (bool), labels (int32), brain (bool).
+    BYTES_PER_PX = 7
+
+    def __init__(self, dataset: Dataset, names: Sequence[str]):
+        self.names = tuple(names)
+        self._offsets: dict[str, tuple[int, tuple[int, int]]] = {}
+        offset = 0
+        for name in self.names:
+            shape = dataset.info(name).shape
+            self._offsets[name] = (offset, shape)
+            offset += -(-self.BYTES_PER_PX * shape[0] * shape[1] // 8) * 8  # 8-byte aligned
+        self._block = mmap.mmap(-1, max(offset, 1))  # anonymous, MAP_SHARED: survives fork
+
+    @classmethod
+    def nbytes(cls, dataset: Dataset, names: Sequence[str]) -> int:
+        """Size of the block for `names`, in bytes."""
+        return sum(cls.BYTES_PER_PX * h * w for h, w in (dataset.info(n).shape for n in names))
+
+    def _views(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        offset, shape = self._offsets[name]
+        px = shape[0] * shape[1]
+        labels = np.frombuffer(self._block, np.int32, px, offset)  # first: 4-byte aligned
+        image, lesion_mask, brain = (np.frombuffer(self._block, dtype, px, offset + k * px)
+                                     for k, dtype in ((4, np.uint8), (5, np.bool_), (6, np.bool_)))
+        return tuple(a.reshape(shape) for a in (image, lesion_mask, labels, brain))
+
+    def fill(self, dataset: Dataset, names: Sequence[str]) -> None:
+        """Decode `names` (some of :attr:`names`) into the block."""
+        for name in names:
+            for view, array in zip(self._views(name), dataset.decode(name)):
+                view[...] = array
+
+    def adopt(self, dataset: Dataset) -> None:
+        """Make `dataset` serve every slice of the block (all shares filled) from it."""
+        for name in self.names:
+            dataset._remember(name, self._views(name))
 
 
 def _stat_key(st: os.stat_result) -> list[int]:
@@ -305,6 +367,8 @@ def _build_entries(todo: list, input_dir: Path, mask_dir: Path, workers: int | N
     jobs = [(input_dir / name, mask_dir / name) for name, _ in todo]
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if n_workers > 1 and len(jobs) >= PARALLEL_MIN_SLICES:
+        from concurrent.futures import ProcessPoolExecutor  # only index builds need it
+
         with ProcessPoolExecutor(n_workers) as pool:
             results = list(pool.map(_index_entry_safe, jobs, chunksize=64))
     else:

@@ -2,7 +2,11 @@
 
 Sample ``i`` of a batch with seed ``s`` is ``sample_recipe(dataset,
 sample_rng(s, i), options)``, so the output is the same with 1 or K worker
-processes, each drawing, rendering and writing its share in one pass. A name
+processes. The calling process is the first worker; it forks the others, and
+each takes the next chunk of samples to draw, render and write in one pass.
+When the samples are many per slice, the workers first decode every slice once,
+between them, into shared memory (:class:`~poissonblend.dataset.SharedSlices`)
+instead of each decoding nearly all of them. A name
 that already exists in the output folders is skipped when its files hold the
 same pixels; when they differ it is never overwritten, and the run ends with an
 :class:`OutputError` naming the file once every other sample is complete.
@@ -10,20 +14,21 @@ same pixels; when they differ it is never overwritten, and the run ends with an
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
-from .dataset import Dataset
+from .dataset import CACHE_BYTES, Dataset, SharedSlices
 from .errors import OutputError
 from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .output import (MANIFEST_NAME, manifest_row, prepare_output_dirs, sample_paths,
                      write_manifest, write_sample)
-from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng
+from .recipe import Recipe, SamplingOptions, drawable_slices, render, sample_recipe, sample_rng
 
 CHUNK = 32
 Progress = Callable[[int, int], None]
@@ -53,7 +58,7 @@ class GenerateSummary:
         return f"{self.written} written, {self.skipped} already present{dup}{manifest}"
 
 
-# Worker state, set once per process (inherited on fork).
+# The run's state, set in the parent before it forks workers (who inherit it).
 _JOB: dict = {}
 
 
@@ -84,15 +89,84 @@ def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict]]:
     return results
 
 
+def _fill(names: Sequence[str]) -> list:
+    _JOB["shared"].fill(_JOB["dataset"], names)
+    return []
+
+
+class _Queue:
+    """Chunks of work handed out to whichever process (parent or worker) asks next.
+
+    Counters in shared memory: made before the fork, they serve every process.
+    """
+
+    def __init__(self, ctx, chunks: Sequence[Sequence]):
+        self.chunks = chunks
+        self._next = ctx.Value("q", 0)
+        self.done = ctx.Value("q", 0)  # items finished, for the progress bar
+
+    def drain(self, fn: Callable[[Sequence], list], report: Callable[[], None] | None = None) -> list:
+        """Run `fn` on chunks until none is left; return the concatenated results."""
+        results = []
+        while True:
+            with self._next.get_lock():
+                k = self._next.value
+                self._next.value += 1
+            if k >= len(self.chunks):
+                return results
+            results.extend(fn(self.chunks[k]))
+            with self.done.get_lock():
+                self.done.value += len(self.chunks[k])
+            if report is not None:
+                report()
+
+
+_STEPS = {"fill": _fill, "make": _make}  # queue name in _JOB -> what to do with one chunk
+
+
+def _drain_in_worker(step: str) -> list:
+    if step == "make" and "shared" in _JOB:  # every slice is in the block by now
+        _JOB.pop("shared").adopt(_JOB["dataset"])
+    return _JOB[step].drain(_STEPS[step])
+
+
+def _run_everywhere(step: str, pool, n_children: int, report: Callable[[], None]) -> list:
+    """Drain queue `step` in the parent and in `n_children` forked workers at once."""
+    pending = pool.map_async(_drain_in_worker, [step] * n_children) if pool is not None else None
+    results = _JOB[step].drain(_STEPS[step], report)
+    if pending is not None:
+        while not pending.ready():
+            pending.wait(0.2)
+            report()
+        for part in pending.get():
+            results.extend(part)
+        report()
+    return results
+
+
+def _expected_distinct(n: int, draws: float) -> float:
+    """Expected number of distinct items in `draws` uniform draws from `n` items."""
+    return -n * math.expm1(-draws / n) if n else 0.0
+
+
+def _shared_slices(dataset: Dataset, options: SamplingOptions, count: int,
+                   workers: int) -> SharedSlices | None:
+    """The slices to decode once for all `workers`, or None if each had better decode its own.
+
+    Left alone, every worker decodes each slice it draws; with many samples per
+    slice that is nearly every slice, once per worker. Sharing costs one
+    decode per slice in all, split between the workers.
+    """
+    sources, targets = drawable_slices(dataset, options)
+    names = sorted(set(sources) | set(targets))
+    alone = sum(_expected_distinct(len(group), count / workers) for group in (sources, targets))
+    if len(names) / workers >= alone or SharedSlices.nbytes(dataset, names) > CACHE_BYTES:
+        return None
+    return SharedSlices(dataset, names)
+
+
 def _chunks(items: Sequence, size: int = CHUNK) -> list[Sequence]:
     return [items[k:k + size] for k in range(0, len(items), size)]
-
-
-def _run(fn, chunks: list[Sequence], pool, done: Callable[[int], None]) -> Iterator:
-    mapper = pool.imap if pool is not None else map
-    for chunk, result in zip(chunks, mapper(fn, chunks)):
-        done(len(chunk))
-        yield from result
 
 
 def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike,
@@ -139,28 +213,36 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
     manifest = Path(manifest) if manifest is not None else out_i.parent / MANIFEST_NAME
     if manifest.is_dir():
         raise OutputError(f"manifest path {manifest} is a folder")
-    total, finished = count, 0
-
-    def done(n: int) -> None:
-        nonlocal finished
-        finished += n
-        if progress is not None:
-            progress(finished, total)
-
     if count:
         for folder in (out_i, out_m):
             remove_stale_temp_files(folder)  # left by a killed run; live writers' are kept
     present = set(os.listdir(out_i)) | set(os.listdir(out_m)) if count else set()
-    _JOB.update(dataset=dataset, seed=seed, options=options, out_input_dir=out_i,
-                out_mask_dir=out_m, present=present)
-    # Each process decodes a slice the first time it needs it (once per process).
     n_workers = min(workers, max(1, count // CHUNK))
+    # A process decodes a slice the first time it needs it, unless the workers share the decoding.
+    shared = _shared_slices(dataset, options, count, n_workers) if n_workers > 1 else None
+    ctx = multiprocessing.get_context("fork")
+    make = _Queue(ctx, _chunks(range(count)))
+    fill = _Queue(ctx, _chunks(shared.names, max(1, len(shared.names) // (4 * n_workers)))
+                  if shared is not None else [])
+
+    def report() -> None:
+        if progress is not None:
+            progress(make.done.value, count)
+
+    _JOB.update(dataset=dataset, seed=seed, options=options, out_input_dir=out_i,
+                out_mask_dir=out_m, present=present, make=make, fill=fill)
+    if shared is not None:
+        _JOB["shared"] = shared
     # Parallelism comes from processes; OpenCV's own threads only add overhead on small ROIs.
     cv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
-    pool = multiprocessing.get_context("fork").Pool(n_workers) if n_workers > 1 else None
+    # The parent is one of the workers: it forks the others and works alongside them.
+    pool = ctx.Pool(n_workers - 1) if n_workers > 1 else None
     try:
-        results = list(_run(_make, _chunks(range(count)), pool, done))
+        if shared is not None:
+            _run_everywhere("fill", pool, n_workers - 1, report)
+            _JOB.pop("shared").adopt(dataset)
+        results = sorted(_run_everywhere("make", pool, n_workers - 1, report))
     finally:
         if pool is not None:
             pool.terminate()

@@ -31,14 +31,17 @@ def brain_mask(image: np.ndarray) -> np.ndarray:
     (M, N) ndarray of bool
         All False for an all-black slice (it is never a target).
     """
-    counts = np.bincount(image.ravel(), minlength=256)[1:]
+    counts = cv2.calcHist([image], [0], None, [256], [0, 256]).ravel()[1:].astype(np.int64)
     total = int(counts.sum())
     if total == 0:
         return np.zeros(image.shape, dtype=bool)
     p99 = 1 + int(np.searchsorted(np.cumsum(counts), 0.99 * total))  # grey level, 1..255
     threshold = max(1, int(np.ceil(0.1 * p99)))
     fg = (image >= threshold).view(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    # 8-connected components are at most one per 2x2 block: 16-bit labels do when they fit.
+    blocks = ((image.shape[0] + 1) // 2) * ((image.shape[1] + 1) // 2)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        fg, connectivity=8, ltype=cv2.CV_16U if blocks < 2**16 else cv2.CV_32S)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     return fill_holes(labels == largest)
 

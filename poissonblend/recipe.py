@@ -177,10 +177,22 @@ class SamplingOptions:
 
 
 @lru_cache(maxsize=64)
+@lru_cache(maxsize=8)
 def _sources(dataset: Dataset, min_area: int) -> tuple[tuple[str, int], ...]:
     """(source name, lesion index) of every lesion of at least `min_area` px."""
     return tuple((s.name, les.index) for s in dataset.slices for les in s.lesions
                  if les.area >= min_area)
+
+
+def drawable_slices(dataset: Dataset, options: SamplingOptions = SamplingOptions()
+                    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The slices :func:`sample_recipe` draws from: ``(sources, targets)``, names sorted.
+
+    A source holds at least one lesion of ``options.min_area`` px or more; a
+    target is any slice with brain tissue.
+    """
+    sources = sorted({name for name, _ in _sources(dataset, options.min_area)})
+    return tuple(sources), dataset.target_names
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -192,7 +204,7 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([index, seed])
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=2048)
 def _lesion_patch(dataset: Dataset, source: str, lesion: int, scale: float, rotation: float,
                   flip_h: bool, flip_v: bool, margin: int) -> LesionPatch:
     info = dataset.info(source)
@@ -315,5 +327,5 @@ def render(dataset: Dataset, recipe: Recipe) -> Sample:
     return Sample(recipe, result.image, result.mask, result.lesion_mask, result.quality)
 
 
-__all__ = ["Quality", "Recipe", "Sample", "SamplingOptions", "lesion_patch", "placed_lesion_mask",
-           "render", "sample_recipe", "sample_rng", "valid_spots_for"]
+__all__ = ["Quality", "Recipe", "Sample", "SamplingOptions", "drawable_slices", "lesion_patch",
+           "placed_lesion_mask", "render", "sample_recipe", "sample_rng", "valid_spots_for"]

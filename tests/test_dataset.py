@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import warnings
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 
 from conftest import brain_slice, make_training_set, write_slice
-from poissonblend.dataset import open_dataset
+from poissonblend.dataset import SharedSlices, open_dataset
 from poissonblend.errors import DatasetError, PoissonBlendWarning
+from poissonblend.lesions import label_lesions
+from poissonblend.placement import brain_mask
 
 
 def test_pairs_by_name_and_parses_case_ids(training_set):
@@ -162,3 +165,33 @@ def test_parallel_index_build_matches_serial(tmp_path, cache_dir):
     serial = open_dataset(input_dir, mask_dir, workers=1, cache_dir=tmp_path / "c2")
     assert parallel.slices == serial.slices
     assert parallel.identity == serial.identity
+
+
+def test_slices_decoded_into_a_shared_block_by_two_processes_are_what_load_gives(tmp_path):
+    input_dir, mask_dir = make_training_set(tmp_path / "set", cases=2, slices=5)
+    image = brain_slice(np.random.default_rng(3), 112)
+    mask = np.zeros_like(image)
+    for r, c in ((60, 70), (30, 40), (60, 20)):  # three lesions: labels need renumbering
+        mask[r:r + 4, c:c + 5] = 255
+    write_slice(input_dir, mask_dir, "slice_0009_0000.png", image, mask)
+    names = [s.name for s in open_dataset(input_dir, mask_dir).slices]
+    dataset = open_dataset(input_dir, mask_dir)
+    shared = SharedSlices(dataset, names)
+    child = multiprocessing.get_context("fork").Process(target=shared.fill,
+                                                        args=(dataset, names[::2]))
+    child.start()
+    shared.fill(dataset, names[1::2])
+    child.join()
+    assert child.exitcode == 0
+    fresh = open_dataset(input_dir, mask_dir)
+    shared.adopt(fresh)
+    for name in names:
+        image = cv2.imread(str(input_dir / name), cv2.IMREAD_GRAYSCALE)
+        mask = cv2.imread(str(mask_dir / name), cv2.IMREAD_GRAYSCALE)
+        expected = (image, mask > 0, label_lesions(mask)[0], brain_mask(image))
+        got = fresh.load(name)
+        for a, b in zip(got, expected):
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+            assert not a.flags.writeable
+    assert len(fresh.info("slice_0009_0000.png").lesions) == 3
+    assert fresh.load("slice_0009_0000.png")[2].max() == 3

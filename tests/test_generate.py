@@ -12,7 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import make_training_set
 from poissonblend.cli import main
+from poissonblend.dataset import open_dataset
+from poissonblend.generate import _shared_slices, generate
+from poissonblend.recipe import SamplingOptions
 
 
 def run_generate(training_set, out: Path, *extra: str) -> int:
@@ -146,3 +150,22 @@ def test_generate_keeps_other_columns_of_a_shared_manifest(training_set, tmp_pat
         rows = {r["case_id"]: r for r in csv.DictReader(fh)}
     assert rows["pbexported01"]["decision"] == "accepted" and rows["pbexported01"]["reviewer"] == "ana"
     assert len(rows) == 4 and all(r["decision"] == "" for k, r in rows.items() if k != "pbexported01")
+
+
+def test_two_workers_write_the_same_bytes_whether_or_not_they_share_decoding(tmp_path):
+    input_dir, mask_dir = make_training_set(tmp_path / "set", cases=3, slices=40)
+    dataset = open_dataset(input_dir, mask_dir)
+    # 64 samples from 120 slices: each worker decodes its own; 2,000: they share the decoding
+    assert _shared_slices(dataset, SamplingOptions(), 64, 2) is None
+    assert _shared_slices(dataset, SamplingOptions(), 2000, 2) is not None
+    written = {}
+    for workers, count in ((1, 64), (2, 64), (1, 400), (2, 400)):
+        calls = []
+        out = tmp_path / f"w{workers}-{count}"
+        generate(open_dataset(input_dir, mask_dir), out / "i", out / "m", count=count, seed=4,
+                 workers=workers, progress=lambda done, total: calls.append((done, total)))
+        assert calls[-1] == (count, count) and calls == sorted(calls)
+        written[workers, count] = {p.name: p.read_bytes() for p in sorted((out / "i").iterdir())}
+        assert len(written[workers, count]) == count
+    assert written[1, 64] == written[2, 64]
+    assert written[1, 400] == written[2, 400]

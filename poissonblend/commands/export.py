@@ -18,12 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
 
 from ..dataset import open_dataset
 from ..errors import OutputError, StoreError
 from ..export import export, export_zip
 from ..store import Store
+from ._progress import progress_bar
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,11 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise StoreError(f"no review database at {Path(args.db).resolve()} (queue candidates first)")
     dataset = open_dataset(args.input_dir, args.mask_dir) if args.input_dir else None
     store = Store.open(args.db, dataset, allow_other_dataset=args.allow_other_dataset)
-    with tqdm(unit="sample", disable=not sys.stderr.isatty(), desc="export") as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with progress_bar("export", "sample") as progress:
         summary = export(store, args.out_input_dir, args.out_mask_dir, manifest=args.manifest,
                          prune=args.prune, dry_run=args.dry_run, progress=progress)
     for stale in summary.stale:

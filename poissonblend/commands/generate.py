@@ -10,12 +10,10 @@ quality. Existing different files are never overwritten.
 from __future__ import annotations
 
 import argparse
-import sys
-
-from tqdm import tqdm
 
 from ..dataset import open_dataset
 from ..generate import generate
+from ._progress import progress_bar
 from ._sampling import add_sampling_arguments, sampling_options
 
 
@@ -34,11 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     options = sampling_options(args)
     dataset = open_dataset(args.input_dir, args.mask_dir, workers=args.workers)
-    with tqdm(total=args.count, unit="sample", disable=not sys.stderr.isatty(),
-              desc="generate") as bar:
+    with progress_bar("generate", "sample") as progress:
         summary = generate(dataset, args.out_input_dir, args.out_mask_dir, count=args.count,
                            seed=args.seed, options=options, workers=args.workers,
                            manifest=args.manifest,
-                           progress=lambda done, total: bar.update(done - bar.n))
+                           progress=progress)
     print(summary)
     return 0

@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import argparse
 
-from tqdm import tqdm
-
 from ..isles import MODALITIES, import_isles
+from ._progress import progress_bar
 
 
 def _positive_int(text: str) -> int:
@@ -70,20 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bars: list[tqdm] = []
-
-    def progress(done: int, total: int) -> None:
-        if not bars:  # created once the number of cases is known
-            bars.append(tqdm(total=total, unit="case", desc="import-isles", disable=None))
-        bars[0].update(done - bars[0].n)
-
-    try:
+    with progress_bar("import-isles", "case") as progress:
         summary = import_isles(
             args.root, args.out, modality=args.modality, cases=args.cases,
             skip_empty=args.skip_empty, strict=args.strict, workers=args.workers,
             progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
     print(summary.summary_line())
     return 0

@@ -10,13 +10,12 @@ app, or decide in bulk with 'decide', then write the accepted ones with 'export'
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tqdm import tqdm
 
 from ..dataset import open_dataset
 from ..store import Store
 from .status import format_counts
+from ._progress import progress_bar
 from ._sampling import add_sampling_arguments, sampling_options
 
 
@@ -39,10 +38,9 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.input_dir, args.mask_dir)
     store = Store.open(args.db, dataset, allow_other_dataset=args.allow_other_dataset)
     before = store.counts()["total"]
-    with tqdm(total=args.count, unit="sample", disable=not sys.stderr.isatty(),
-              desc="queue") as bar:
+    with progress_bar("queue", "sample") as progress:
         queued = store.queue(args.count, args.seed, options, batch=args.batch, start=args.start,
-                             progress=lambda done, total: bar.update(done - bar.n))
+                             progress=progress)
     counts = store.counts()
     batch = queued[0].batch if queued else (args.batch or f"seed-{args.seed}")
     print(f"queued {len(queued)} candidate(s) in batch {batch} "
