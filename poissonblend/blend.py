@@ -102,7 +102,7 @@ def _window(image: np.ndarray, r0: int, c0: int, h: int, w: int) -> np.ndarray:
 
 
 _FAR = MAX_MARGIN + 1
-_ALPHA = np.clip((FEATHER + 1 - np.arange(_FAR + 1)) / FEATHER, 0.0, 1.0)
+_ALPHA = np.clip((FEATHER + 1 - np.arange(_FAR + 1)) / FEATHER, 0.0, 1.0).astype(np.float32)
 """Blend weight by Chebyshev distance from the lesion: 1, 1, 2/3, 1/3, 0, 0, … for FEATHER = 3."""
 
 
@@ -168,7 +168,7 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     dist = np.minimum(cv2.distanceTransform((~lesion).view(np.uint8), cv2.DIST_C, 3),
                       _FAR).astype(np.intp)
     correction = poisson_correction(src, tgt, dist <= margin, mode=mode)
-    blended = tgt.astype(np.float64)
+    blended = tgt.copy()
     blended[1:-1, 1:-1] += _ALPHA[dist[1:-1, 1:-1]] * correction
     # Round half to even and saturate at 255 (OpenCV's cvRound, as np.rint); where the
     # weight is 0 this is exactly the target's integer value again.
@@ -208,7 +208,7 @@ def _quality(src: np.ndarray, tgt: np.ndarray, out: np.ndarray, lesion: np.ndarr
         band[~inside] = _BANDS - 1
     change = out - tgt
     # Central differences on the interior (the outer ring is never within FEATHER + 1 px).
-    grad = np.hypot(change[1:-1, 2:] - change[1:-1, :-2], change[2:, 1:-1] - change[:-2, 1:-1])
+    grad = cv2.magnitude(change[1:-1, 2:] - change[1:-1, :-2], change[2:, 1:-1] - change[:-2, 1:-1])
     flat = band.ravel()
     # Per-band sums as Python lists: the arithmetic below is on a handful of numbers.
     n = np.bincount(flat, minlength=_BANDS).tolist()
