@@ -249,13 +249,17 @@ class SharedSlices:
         for name in self.names:
             shape = dataset.info(name).shape
             self._offsets[name] = (offset, shape)
-            offset += -(-self.BYTES_PER_PX * shape[0] * shape[1] // 8) * 8  # 8-byte aligned
+            offset += self._size(shape)
         self._block = mmap.mmap(-1, max(offset, 1))  # anonymous, MAP_SHARED: survives fork
+
+    @classmethod
+    def _size(cls, shape: tuple[int, int]) -> int:
+        return -(-cls.BYTES_PER_PX * shape[0] * shape[1] // 8) * 8  # 8-byte aligned
 
     @classmethod
     def nbytes(cls, dataset: Dataset, names: Sequence[str]) -> int:
         """Size of the block for `names`, in bytes."""
-        return sum(cls.BYTES_PER_PX * h * w for h, w in (dataset.info(n).shape for n in names))
+        return sum(cls._size(dataset.info(n).shape) for n in names)
 
     def _views(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         offset, shape = self._offsets[name]
