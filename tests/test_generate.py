@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import csv
+import fcntl
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from collections import defaultdict
 from pathlib import Path
 
@@ -169,3 +174,40 @@ def test_two_workers_write_the_same_bytes_whether_or_not_they_share_decoding(tmp
         assert len(written[workers, count]) == count
     assert written[1, 64] == written[2, 64]
     assert written[1, 400] == written[2, 400]
+
+
+def run_on_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run a command with stderr on a pseudo-terminal (as in a shell); return (code, stderr)."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_and_a_bad_slice_found_by_a_worker(training_set, tmp_path):
+    input_dir, mask_dir = training_set
+    argv = [sys.executable, "-m", "poissonblend", "generate", "--input-dir", str(input_dir),
+            "--mask-dir", str(mask_dir), "--out-input-dir", str(tmp_path / "a"),
+            "--out-mask-dir", str(tmp_path / "b"), "--count", "96", "--workers", "2"]
+    code, stderr = run_on_terminal(argv)
+    assert code == 0 and "generate" in stderr and "96/96" in stderr
+    # A slice corrupted after the index was built: the worker that decodes it reports it.
+    path = input_dir / "slice_0001_0002.png"
+    stat = path.stat()
+    path.write_bytes(b"\x89PNG not really" + b"\0" * (stat.st_size - 15))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and mtime: index kept
+    code, stderr = run_on_terminal([*argv[:-4], "--count", "500", "--workers", "2",
+                                    "--out-input-dir", str(tmp_path / "c")])
+    assert code == 2 and "Traceback" not in stderr
+    assert "error: " in stderr and "slice_0001_0002.png" in stderr and "not a readable PNG" in stderr
