@@ -3,10 +3,11 @@
 Run ``streamlit run app.py`` (opens on the bundled demo set) or
 ``streamlit run app.py -- --input-dir I --mask-dir M [--db DB] [--data-dir D]``.
 
-This entry script resolves the dataset (command line, else the folders
-remembered from the sidebar, else the demo set generated into the data folder),
-opens it and its review database once (cached), draws the dataset panel in the
-sidebar and runs the page chosen with ``st.navigation``.
+This entry script is the router: it resolves the dataset (command line, else
+the folders remembered from the sidebar, else the demo set generated into the
+data folder), opens it and its review database once (cached), draws the
+sidebar (dataset panel, ISLES import) and runs the page chosen with
+``st.navigation``. The pages share state and helpers through ``ui``.
 """
 
 from __future__ import annotations
@@ -21,31 +22,23 @@ import ui
 from poissonblend.errors import PoissonBlendError
 from poissonblend.isles import import_isles
 
-ui.leave_pages_folder_mode()
-st.set_page_config(page_title="PoissonBlend curation", page_icon="🧠", layout="wide")
 
-cli, cli_error = ui.parse_cli(sys.argv[1:])
-ui.init_state({ui.CLI: cli, ui.DATA_DIR: ui.default_data_dir(cli), ui.OPEN_ERROR: cli_error,
-               ui.R_UNDO: [], ui.G_SELECTED: set(), ui.ISLES_RESULT: None})
-if ui.ACTIVE not in st.session_state:
-    st.session_state[ui.ACTIVE] = ui.initial_config(st.session_state[ui.CLI], ui.data_dir())
-
-# Open the active configuration; if it fails keep the previous one (or the demo).
-ctx = ui.try_open(st.session_state[ui.ACTIVE])
-if ctx is None:
+def open_active() -> ui.Context | None:
+    """Open the active configuration; if it fails, keep the previous one (or the demo)."""
+    ctx = ui.try_open(st.session_state[ui.ACTIVE])
     error = st.session_state[ui.OPEN_ERROR]
-    for fallback in (st.session_state.get(ui.LAST_GOOD), {"origin": "demo"}):
-        if fallback:
-            ctx = ui.try_open(fallback)
-            if ctx is not None:
-                break
-    if ctx is not None:
-        ui.activate(ctx)
-    st.session_state[ui.OPEN_ERROR] = error
-elif ctx.config != st.session_state[ui.ACTIVE]:
-    error = st.session_state[ui.OPEN_ERROR]
-    ui.activate(ctx)  # first run: record the resolved paths (demo folders, default db)
-    st.session_state[ui.OPEN_ERROR] = error
+    if ctx is None:
+        for fallback in (st.session_state.get(ui.LAST_GOOD), {"origin": "demo"}):
+            if fallback:
+                ctx = ui.try_open(fallback)
+                if ctx is not None:
+                    break
+        if ctx is not None:
+            ui.activate(ctx)
+    elif ctx.config != st.session_state[ui.ACTIVE]:
+        ui.activate(ctx)  # first run: record the resolved paths (demo folders, default db)
+    st.session_state[ui.OPEN_ERROR] = error  # activate() clears it; the failure stays shown
+    return ctx
 
 
 def _open_from_sidebar() -> None:
@@ -80,17 +73,20 @@ def _sync_sidebar(config: dict) -> None:
     st.session_state[ui.W_DB] = config.get("db", "")
 
 
-pending = st.session_state.pop(ui.SIDEBAR_PENDING, None)
-if pending:  # set by the ISLES import below, which runs after the inputs exist
-    _sync_sidebar(pending)
-active = st.session_state[ui.ACTIVE]
-ui.init_state({ui.W_REVIEWER: ui.load_settings(ui.data_dir()).get("reviewer", ""),
-               ui.W_INPUT_DIR: active.get("input_dir", ""), ui.W_MASK_DIR: active.get("mask_dir", ""),
-               ui.W_DB: active.get("db", ""), ui.W_ALLOW_OTHER: False, ui.W_ISLES_ROOT: "",
-               ui.W_ISLES_OUT: str(ui.data_dir() / "isles2022"), ui.W_ISLES_MODALITY: "dwi",
-               ui.W_ISLES_SKIP_EMPTY: True})
+def init_sidebar_state() -> None:
+    pending = st.session_state.pop(ui.SIDEBAR_PENDING, None)
+    if pending:  # set by the ISLES import, which runs after the inputs exist
+        _sync_sidebar(pending)
+    active = st.session_state[ui.ACTIVE]
+    ui.init_state({ui.W_REVIEWER: ui.load_settings(ui.data_dir()).get("reviewer", ""),
+                   ui.W_INPUT_DIR: active.get("input_dir", ""), ui.W_MASK_DIR: active.get("mask_dir", ""),
+                   ui.W_DB: active.get("db", ""), ui.W_ALLOW_OTHER: False, ui.W_ISLES_ROOT: "",
+                   ui.W_ISLES_OUT: str(ui.data_dir() / "isles2022"), ui.W_ISLES_MODALITY: "dwi",
+                   ui.W_ISLES_SKIP_EMPTY: True})
 
-with st.sidebar:
+
+def dataset_panel(ctx: ui.Context | None) -> None:
+    """The sidebar's dataset section: what is open, the folder form, demo, re-index, reviewer."""
     st.markdown("### Dataset")
     if ctx is not None:
         origin = ctx.config.get("origin")
@@ -127,7 +123,9 @@ with st.sidebar:
                   placeholder="your name, stored with each decision",
                   on_change=lambda: ui.save_settings(ui.data_dir(), {"reviewer": ui.reviewer()}))
 
-    # ---- ISLES 2022 import (NIfTI -> training-set PNGs), then open the result.
+
+def isles_panel() -> None:
+    """The sidebar's ISLES 2022 import (NIfTI -> training-set PNGs), then open the result."""
     with st.expander("Import ISLES 2022", icon=":material/upload_file:"):
         st.text_input("ISLES 2022 folder", key=ui.W_ISLES_ROOT, persist_state="session",
                       help="The folder holding the sub-strokecaseNNNN cases and derivatives/")
@@ -168,6 +166,19 @@ with st.sidebar:
         if st.session_state[ui.ISLES_RESULT]:
             st.success(st.session_state[ui.ISLES_RESULT])
 
+
+ui.leave_pages_folder_mode()
+st.set_page_config(page_title="PoissonBlend curation", page_icon="🧠", layout="wide")
+cli, cli_error = ui.parse_cli(sys.argv[1:])
+ui.init_state({ui.CLI: cli, ui.DATA_DIR: ui.default_data_dir(cli), ui.OPEN_ERROR: cli_error,
+               ui.R_UNDO: [], ui.G_SELECTED: set(), ui.ISLES_RESULT: None})
+if ui.ACTIVE not in st.session_state:
+    st.session_state[ui.ACTIVE] = ui.initial_config(st.session_state[ui.CLI], ui.data_dir())
+context = open_active()
+init_sidebar_state()
+with st.sidebar:
+    dataset_panel(context)
+    isles_panel()
 pages = [
     st.Page("pages/compose.py", title="Compose", icon=":material/brush:", default=True),
     st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
@@ -176,7 +187,7 @@ pages = [
     st.Page("pages/stats.py", title="Stats", icon=":material/bar_chart:"),
 ]
 page = st.navigation(pages, position="top")
-if ctx is None:
+if context is None:
     st.error("No dataset could be opened; choose folders in the sidebar.", icon=":material/error:")
     st.stop()
 page.run()
