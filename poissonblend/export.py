@@ -28,20 +28,15 @@ import contextlib
 import io as _io
 import os
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import OutputError, PoissonBlendError
 from .io import SLICE_NAME_RE, atomic_write_bytes, remove_stale_temp_files
-from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, existing_status, manifest_row, prepare_output_dirs,
-                     read_manifest, sample_paths, write_manifest, write_sample)
+from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, existing_status, folder_lock, manifest_row,
+                     prepare_output_dirs, read_manifest, sample_paths, write_manifest, write_sample)
 from .store import Candidate, Store
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no cross-process export lock
-    fcntl = None  # type: ignore[assignment]
 
 DECISION_COLUMNS = ("decision", "reason", "reviewer", "decided_at")
 EXPORT_MANIFEST_COLUMNS = MANIFEST_COLUMNS + DECISION_COLUMNS
@@ -144,27 +139,6 @@ class ExportSummary:
         return self.line
 
 
-@contextlib.contextmanager
-def _export_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the output image folder for the whole run.
-
-    A lock on the folder itself (flock), so no lock file is left in it; the
-    kernel releases it when the process dies, even by SIGKILL.
-    """
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputError(f"another export is writing to {folder} right now") from None
-        yield
-    finally:
-        os.close(fd)
-
-
 def _case_files(folder: Path) -> dict[str, Path]:
     """Case id -> path of the slice-0 PNGs of `folder` (hidden and other files ignored)."""
     found = {}
@@ -237,7 +211,7 @@ def export(store: Store, out_input_dir: str | os.PathLike, out_mask_dir: str | o
     if manifest.parent in (out_i, out_m):
         raise OutputError(f"manifest {manifest} must not be inside an output folder "
                           "(the training code would read it as data)")
-    lock = _export_lock(out_i) if not dry_run else contextlib.nullcontext()
+    lock = folder_lock(out_i) if not dry_run else contextlib.nullcontext()
     with lock:
         return _export(store, out_i, out_m, manifest, prune, dry_run, progress)
 

@@ -26,8 +26,8 @@ import cv2
 from .dataset import CACHE_BYTES, Dataset, SharedSlices
 from .errors import OutputError
 from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
-from .output import (MANIFEST_NAME, manifest_row, prepare_output_dirs, sample_paths,
-                     write_manifest, write_sample)
+from .output import (MANIFEST_NAME, folder_lock, manifest_row, prepare_output_dirs,
+                     sample_paths, write_manifest, write_sample)
 from .recipe import Recipe, SamplingOptions, drawable_slices, render, sample_recipe, sample_rng
 
 CHUNK = 32
@@ -198,9 +198,10 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
     Raises
     ------
     OutputError
-        Unusable output folders (before anything is written), or an existing
-        file of a drawn name with different content (after the other samples
-        are written and listed in the manifest; that file is left untouched).
+        Unusable output folders or another export or generate writing into
+        them (before anything is written), or an existing file of a drawn
+        name with different content (after the other samples are written and
+        listed in the manifest; that file is left untouched).
     PlacementError
         If the dataset offers no valid placement.
     """
@@ -213,10 +214,21 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
     manifest = Path(manifest) if manifest is not None else out_i.parent / MANIFEST_NAME
     if manifest.is_dir():
         raise OutputError(f"manifest path {manifest} is a folder")
-    if count:
+    if count == 0:
+        return GenerateSummary(0, 0, 0, manifest)
+    with folder_lock(out_i):  # one export or generate at a time writes into these folders
         for folder in (out_i, out_m):
             remove_stale_temp_files(folder)  # left by a killed run; live writers' are kept
-    present = set(os.listdir(out_i)) | set(os.listdir(out_m)) if count else set()
+        results = _make_all(dataset, out_i, out_m, count=count, seed=seed, options=options,
+                            workers=workers, progress=progress)
+        return _finish(results, manifest, count=count, seed=seed)
+
+
+def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: int,
+              options: SamplingOptions, workers: int,
+              progress: Progress | None) -> list[tuple[int, Recipe, str, str, dict]]:
+    """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make)."""
+    present = set(os.listdir(out_i)) | set(os.listdir(out_m))
     n_workers = min(workers, max(1, count // CHUNK))
     # A process decodes a slice the first time it needs it, unless the workers share the decoding.
     shared = _shared_slices(dataset, options, count, n_workers) if n_workers > 1 else None
@@ -242,12 +254,16 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
         if shared is not None:
             _run_everywhere("fill", pool, n_workers - 1, report)
             _JOB.pop("shared").adopt(dataset)
-        results = sorted(_run_everywhere("make", pool, n_workers - 1, report))
+        return sorted(_run_everywhere("make", pool, n_workers - 1, report))
     finally:
         if pool is not None:
             pool.terminate()
         _JOB.clear()
         cv2.setNumThreads(cv_threads)
+
+
+def _finish(results: list, manifest: Path, *, count: int, seed: int) -> GenerateSummary:
+    """List the written and skipped samples in the manifest; raise on name conflicts."""
     rows: dict[str, dict] = {}
     statuses: dict[str, str] = {}
     for i, recipe, case_id, status, quality in results:

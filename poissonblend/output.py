@@ -7,10 +7,18 @@ columns.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io as _io
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Iterable, Literal
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .errors import OutputError
 from .io import atomic_write_bytes, encode_png, same_pixels, slice_name, write_pair
@@ -55,6 +63,34 @@ def prepare_output_dirs(out_input_dir: Path, out_mask_dir: Path, *,
         except OSError as exc:
             raise OutputError(f"cannot create output folder {folder} ({exc.strerror})") from None
     return out_input_dir, out_mask_dir
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on an output folder while an export or generate writes into it.
+
+    A lock on the folder itself (flock), so no lock file is left in it; the
+    kernel releases it when the process dies, even by SIGKILL. Without it, two
+    runs could each merge the manifest and one would drop the other's rows.
+
+    Raises
+    ------
+    OutputError
+        If another run holds the lock.
+    """
+    if fcntl is None:  # pragma: no cover - Windows: no cross-process lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"another export or generate is writing to {folder} right now; "
+                              "wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def sample_paths(case_id: str, out_input_dir: Path, out_mask_dir: Path) -> tuple[Path, Path]:

@@ -314,7 +314,7 @@ def test_a_second_export_into_the_same_folder_is_refused(store, out):
     fd = os.open(out[0], os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # as a running export holds it
     try:
-        with pytest.raises(OutputError, match="another export is writing"):
+        with pytest.raises(OutputError, match="another export or generate is writing"):
             export(store, *out)
     finally:
         os.close(fd)

@@ -20,6 +20,7 @@ import pytest
 from conftest import make_training_set
 from poissonblend.cli import main
 from poissonblend.dataset import open_dataset
+from poissonblend.errors import OutputError
 from poissonblend.generate import _shared_slices, generate
 from poissonblend.recipe import SamplingOptions
 
@@ -211,3 +212,17 @@ def test_progress_bar_on_a_terminal_and_a_bad_slice_found_by_a_worker(training_s
                                     "--out-input-dir", str(tmp_path / "c")])
     assert code == 2 and "Traceback" not in stderr
     assert "error: " in stderr and "slice_0001_0002.png" in stderr and "not a readable PNG" in stderr
+
+
+def test_generate_refuses_folders_another_run_is_writing_into(training_set, tmp_path):
+    out_i = tmp_path / "aug_input"
+    out_i.mkdir()
+    fd = os.open(out_i, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a running export or generate holds it
+    try:
+        with pytest.raises(OutputError, match="another export or generate is writing"):
+            generate(open_dataset(*training_set), out_i, tmp_path / "aug_mask", count=5)
+        assert list(out_i.iterdir()) == [] and not (tmp_path / "poissonblend_manifest.csv").exists()
+    finally:
+        os.close(fd)
+    assert generate(open_dataset(*training_set), out_i, tmp_path / "aug_mask", count=5).written == 5
