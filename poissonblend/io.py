@@ -118,6 +118,8 @@ def _write_temp(path: Path, data: bytes, *, durable: bool = False) -> Path:
             break
         except FileExistsError:
             continue
+        except OSError as exc:  # no such folder, no permission, read-only file system
+            raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
     else:  # pragma: no cover - a thousand stale temp files of this very process id
         raise OutputError(f"cannot create a temp file next to {path}")
     try:
@@ -126,6 +128,9 @@ def _write_temp(path: Path, data: bytes, *, durable: bool = False) -> Path:
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
+    except OSError as exc:  # e.g. the disk is full
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

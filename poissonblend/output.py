@@ -121,15 +121,23 @@ def write_sample(sample: Sample, case_id: str, out_input_dir: Path, out_mask_dir
                  durable: bool = False) -> WriteStatus:
     """Write one sample as ``slice_<case_id>_0000.png`` in both folders, atomically.
 
-    An identical existing pair is skipped; a half-written pair (mask without
-    image, after a crash) is completed. `durable`: see :func:`io.write_pair`.
+    The folders are created if missing. An identical existing pair is skipped;
+    a half-written pair (mask without image, after a crash) is completed.
+    `durable`: see :func:`io.write_pair`.
 
     Raises
     ------
     OutputError
-        If a file of that name exists with different pixels.
+        If a file of that name exists with different pixels, or the folders
+        cannot be written.
     """
     image_path, mask_path = sample_paths(case_id, out_input_dir, out_mask_dir)
+    for folder in (image_path.parent, mask_path.parent):
+        if not folder.is_dir():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot make output folder {folder} ({exc.strerror or exc})") from None
     if existing_status(sample, image_path, mask_path) == "skipped":
         return "skipped"
     write_pair(image_path, mask_path, encode_png(sample.image), encode_png(sample.mask),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poissonblend.errors import DatasetError
+from poissonblend.errors import DatasetError, OutputError
 from poissonblend.io import (atomic_write_bytes, decode_gray_png, encode_png, parse_slice_name,
                              read_gray_png, same_pixels, slice_name, write_pair)
 
@@ -44,6 +44,15 @@ def test_failed_write_leaves_no_temp_file(tmp_path):
     with pytest.raises(TypeError):
         atomic_write_bytes(tmp_path / "x.png", object())  # not bytes: the write fails
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_places_are_output_errors_and_leave_nothing(tmp_path):
+    with pytest.raises(OutputError, match="cannot write .*missing.*No such file"):
+        atomic_write_bytes(tmp_path / "missing" / "x.png", b"data")
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(OutputError, match="cannot write"):
+        write_pair(tmp_path / "i.png", tmp_path / "file" / "m.png", b"image", b"mask")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_unreadable_files_are_dataset_errors(tmp_path):
