@@ -177,7 +177,6 @@ class SamplingOptions:
 
 
 @lru_cache(maxsize=64)
-@lru_cache(maxsize=8)
 def _sources(dataset: Dataset, min_area: int) -> tuple[tuple[str, int], ...]:
     """(source name, lesion index) of every lesion of at least `min_area` px."""
     return tuple((s.name, les.index) for s in dataset.slices for les in s.lesions
