@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import cv2
 
 from .dataset import CACHE_BYTES, Dataset, SharedSlices
-from .errors import OutputError
+from .errors import OutputError, PoissonBlendWarning
 from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .output import (MANIFEST_NAME, folder_lock, manifest_row, prepare_output_dirs,
                      sample_paths, write_manifest, write_sample)
@@ -230,9 +231,13 @@ def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: i
     """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make)."""
     present = set(os.listdir(out_i)) | set(os.listdir(out_m))
     n_workers = min(workers, max(1, count // CHUNK))
+    if n_workers > 1 and "fork" not in multiprocessing.get_all_start_methods():
+        warnings.warn(f"{n_workers} workers need the 'fork' start method, which this system "
+                      "lacks (Windows); generating in one process", PoissonBlendWarning, stacklevel=3)
+        n_workers = 1
     # A process decodes a slice the first time it needs it, unless the workers share the decoding.
     shared = _shared_slices(dataset, options, count, n_workers) if n_workers > 1 else None
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("fork" if n_workers > 1 else None)
     make = _Queue(ctx, _chunks(range(count)))
     fill = _Queue(ctx, _chunks(shared.names, max(1, len(shared.names) // (4 * n_workers)))
                   if shared is not None else [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import multiprocessing
 import os
 import pty
 import struct
@@ -20,7 +21,7 @@ import pytest
 from conftest import make_training_set
 from poissonblend.cli import main
 from poissonblend.dataset import open_dataset
-from poissonblend.errors import OutputError
+from poissonblend.errors import OutputError, PoissonBlendWarning
 from poissonblend.generate import _shared_slices, generate
 from poissonblend.recipe import SamplingOptions
 
@@ -226,3 +227,15 @@ def test_generate_refuses_folders_another_run_is_writing_into(training_set, tmp_
     finally:
         os.close(fd)
     assert generate(open_dataset(*training_set), out_i, tmp_path / "aug_mask", count=5).written == 5
+
+
+def test_without_fork_two_workers_fall_back_to_one_process_with_a_warning(training_set, tmp_path,
+                                                                          monkeypatch):
+    reference = tmp_path / "ref"
+    generate(open_dataset(*training_set), reference / "i", reference / "m", count=64, seed=2)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])  # as on Windows
+    with pytest.warns(PoissonBlendWarning, match="'fork' start method"):
+        generate(open_dataset(*training_set), tmp_path / "i", tmp_path / "m", count=64, seed=2,
+                 workers=2)
+    assert ({p.name: p.read_bytes() for p in (tmp_path / "i").iterdir()}
+            == {p.name: p.read_bytes() for p in (reference / "i").iterdir()})
