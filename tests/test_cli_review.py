@@ -85,8 +85,20 @@ def test_decide_by_ids_all_undecided_and_min_quality(queued, capsys):
     assert len(store.history()) == 12  # decided ones were left alone
 
 
+def test_decide_ids_as_several_arguments_lists_and_ranges(queued, capsys):
+    store = Store.open(queued)
+    ids = sorted(c.id for c in store.candidates())
+    code, out, _ = run(capsys, "decide", "--db", str(queued), "--accept", "--ids", str(ids[0]),
+                       f"{ids[1]}-{ids[3]}", f"{ids[5]},{ids[6]}")
+    assert code == 0 and out.startswith("accepted 6 candidate(s)")
+    assert {c.id for c in store.candidates(state="accepted")} == {*ids[:4], ids[5], ids[6]}
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["--accept", "--ids", "1,x"], "argument --ids: '1,x' is not a comma-separated list of ids"),
+    (["--accept", "--ids", "1,x"], "argument --ids: '1,x' is not a list of ids such as 3,4,9 or 3-9"),
+    (["--accept", "--ids", "2-x"], "argument --ids: '2-x' is not a list of ids"),
+    (["--accept", "--ids", "5-3"], "argument --ids: '5-3' is not a list of ids"),
+    (["--accept", "--ids", ","], "argument --ids: ',' holds no id"),
     (["--accept", "--ids", "999"], "no candidate with id 999"),
     (["--accept", "--ids", "0"], "candidate id 0 must be >= 1"),
     (["--accept", "--min-quality", "nan"], "argument --min-quality: 'nan' is not a finite number"),

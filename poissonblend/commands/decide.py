@@ -1,6 +1,6 @@
 """Decide candidates in bulk, for scripted curation.
 
-Pick candidates by id (--ids 3,4,9), every undecided one (--all-undecided), or
+Pick candidates by id (--ids 3,4,9 or --ids 3-9), every undecided one (--all-undecided), or
 every undecided one whose quality score is at least X (--min-quality X), and
 accept, reject or skip them. Decisions are appended to the history, never
 overwritten; candidates someone else decided meanwhile are left alone by
@@ -19,12 +19,19 @@ from .status import format_counts
 
 
 def _ids(text: str) -> list[int]:
+    """Ids from one argument: ``3``, ``3,4,9``, ``3-9`` or a mix such as ``1-4,7``."""
+    ids: list[int] = []
     try:
-        ids = [int(part) for part in text.split(",") if part.strip()]
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            first, dash, last = part.partition("-")
+            if dash and int(last) < int(first):
+                raise ValueError
+            ids.extend(range(int(first), int(last) + 1) if dash else [int(part)])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ids") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of ids such as 3,4,9 or 3-9") from None
     if not ids:
-        raise argparse.ArgumentTypeError("no id given")
+        raise argparse.ArgumentTypeError(f"{text!r} holds no id")
     return ids
 
 
@@ -45,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--reject", dest="decision", action="store_const", const="rejected")
     what.add_argument("--skip", dest="decision", action="store_const", const="skipped")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--ids", type=_ids, metavar="ID,…", help="these candidates (any state)")
+    which.add_argument("--ids", type=_ids, nargs="+", metavar="IDS",
+                       help="these candidates (any state): 3 4 9, 3,4,9, 3-9 or 1-4,7")
     which.add_argument("--all-undecided", action="store_true", help="every undecided candidate")
     which.add_argument("--min-quality", type=_score, metavar="X",
                        help='every undecided candidate with quality["score"] >= X')
@@ -56,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     store = Store.open(args.db)
     if args.ids is not None:
-        ids, only_undecided = args.ids, False
+        ids, only_undecided = [i for group in args.ids for i in group], False
     else:
         undecided = store.candidates(state="undecided")
         if args.min_quality is not None:
