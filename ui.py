@@ -668,8 +668,9 @@ QUALITY_HELP = {
     "score": ("Score", "{:.3f}", "One number for sorting, higher is better"),
     "contrast_transferred": ("Contrast kept", "{:.0%}",
                              "Lesion-vs-surroundings contrast of the result / of the source"),
-    "seam_gradient": ("Seam gradient", "{:+.2f}",
-                      "Extra gradient 2–4 px around the lesion (≈ 0: no visible seam)"),
+    "seam_gradient": ("Seam gradient", "{:.2f}",
+                      "Mean gradient of the change (result − target) 2–4 px around the lesion, "
+                      "grey levels per px (≈ 0: the blend fades in without a visible seam)"),
     "brain_fraction": ("In brain", "{:.0%}", "Share of lesion pixels inside the target's brain"),
     "lesion_area": ("Lesion area", "{:d} px", "Pixels of the placed lesion"),
     "changed_fraction": ("Changed", "{:.0%}", "Share of lesion pixels that changed by > 3 levels"),
