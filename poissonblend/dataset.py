@@ -29,6 +29,19 @@ from .placement import brain_mask
 INDEX_VERSION = 1
 PARALLEL_MIN_SLICES = 400
 CACHE_BYTES = 512 * 2**20
+"""Decoded slices each :class:`Dataset` keeps in memory (least recently used dropped first)."""
+
+
+def _shared_budget() -> int:
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - no sysconf (Windows)
+        return CACHE_BYTES
+    return max(CACHE_BYTES, min(4 * 2**30, ram // 4))
+
+
+SHARED_BYTES = _shared_budget()
+"""Largest :class:`SharedSlices` block: a quarter of the RAM, at most 4 GiB (one copy for all workers)."""
 
 
 def default_cache_dir() -> Path:
@@ -144,6 +157,7 @@ class Dataset:
         self._by_name = {s.name: s for s in slices}
         self._cache: OrderedDict[str, tuple] = OrderedDict()
         self._cache_bytes = 0
+        self._shared: SharedSlices | None = None  # see SharedSlices.adopt
         self._lock = threading.Lock()
         self.case_ids = frozenset(s.case_id for s in slices)
         self.lesion_refs = tuple((s.name, les.index) for s in slices for les in s.lesions)
@@ -179,6 +193,8 @@ class Dataset:
         brain : (M, N) ndarray of bool
             The brain mask used for placement.
         """
+        if self._shared is not None and name in self._shared:
+            return self._shared.load(name)
         with self._lock:
             hit = self._cache.get(name)
             if hit is not None:
@@ -228,29 +244,34 @@ class SharedSlices:
 
     Made in the parent before it forks workers; each worker decodes a share of
     the slices into the block with :meth:`fill`; once all shares are filled,
-    every process calls :meth:`adopt` and :meth:`Dataset.load` returns views
-    of the block instead of decoding again. Each slice is decoded once for
-    all processes instead of once per process.
+    every process calls :meth:`adopt`, and :meth:`Dataset.load` then returns
+    read-only views of the block instead of decoding again (outside the
+    dataset's own cache and its size limit). Each slice is decoded once for all
+    processes instead of once per process, and held once in memory.
 
     Parameters
     ----------
     dataset : Dataset
     names : sequence of str
-        Slices to hold (at most :data:`CACHE_BYTES` in all; see :meth:`nbytes`).
+        Slices to hold (see :meth:`nbytes` and :data:`SHARED_BYTES`).
     """
 
     #: Bytes per pixel: image (uint8), lesion mask (bool), labels (int32), brain (bool).
     BYTES_PER_PX = 7
 
     def __init__(self, dataset: Dataset, names: Sequence[str]):
-        self.names = tuple(names)
         self._offsets: dict[str, tuple[int, tuple[int, int]]] = {}
         offset = 0
-        for name in self.names:
+        for name in names:
             shape = dataset.info(name).shape
             self._offsets[name] = (offset, shape)
             offset += self._size(shape)
+        self.names = tuple(self._offsets)
         self._block = mmap.mmap(-1, max(offset, 1))  # anonymous, MAP_SHARED: survives fork
+        self._views: dict[str, tuple] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._offsets
 
     @classmethod
     def _size(cls, shape: tuple[int, int]) -> int:
@@ -261,7 +282,7 @@ class SharedSlices:
         """Size of the block for `names`, in bytes."""
         return sum(cls._size(dataset.info(n).shape) for n in names)
 
-    def _views(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         offset, shape = self._offsets[name]
         px = shape[0] * shape[1]
         labels = np.frombuffer(self._block, np.int32, px, offset)  # first: 4-byte aligned
@@ -272,13 +293,22 @@ class SharedSlices:
     def fill(self, dataset: Dataset, names: Sequence[str]) -> None:
         """Decode `names` (some of :attr:`names`) into the block."""
         for name in names:
-            for view, array in zip(self._views(name), dataset.decode(name)):
+            for view, array in zip(self._arrays(name), dataset.decode(name)):
                 view[...] = array
 
     def adopt(self, dataset: Dataset) -> None:
-        """Make `dataset` serve every slice of the block (all shares filled) from it."""
-        for name in self.names:
-            dataset._remember(name, self._views(name))
+        """Make `dataset` serve the block's slices from it (call once every share is filled)."""
+        dataset._shared = self
+
+    def load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Read-only views of slice `name`, as :meth:`Dataset.load` returns them."""
+        views = self._views.get(name)
+        if views is None:
+            views = self._arrays(name)
+            for a in views:
+                a.flags.writeable = False
+            self._views[name] = views
+        return views
 
 
 def _stat_key(st: os.stat_result) -> list[int]:

@@ -4,9 +4,10 @@ Sample ``i`` of a batch with seed ``s`` is ``sample_recipe(dataset,
 sample_rng(s, i), options)``, so the output is the same with 1 or K worker
 processes. The calling process is the first worker; it forks the others, and
 each takes the next chunk of samples to draw, render and write in one pass.
-When the samples are many per slice, the workers first decode every slice once,
-between them, into shared memory (:class:`~poissonblend.dataset.SharedSlices`)
-instead of each decoding nearly all of them. A name
+When the samples are many per slice (or the slices more than a worker's cache
+holds), the workers first decode every slice once, between them, into shared
+memory (:class:`~poissonblend.dataset.SharedSlices`), instead of each decoding
+nearly all of them, or some many times. A name
 that already exists in the output folders is skipped when its files hold the
 same pixels; when they differ it is never overwritten, and the run ends with an
 :class:`OutputError` naming the file once every other sample is complete.
@@ -24,12 +25,12 @@ from pathlib import Path
 
 import cv2
 
-from .dataset import CACHE_BYTES, Dataset, SharedSlices
+from .dataset import CACHE_BYTES, SHARED_BYTES, Dataset, SharedSlices
 from .errors import OutputError, PoissonBlendWarning
 from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .output import (MANIFEST_NAME, folder_lock, manifest_row, prepare_output_dirs,
                      sample_paths, write_manifest, write_sample)
-from .recipe import Recipe, SamplingOptions, drawable_slices, render, sample_recipe, sample_rng
+from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng, slice_draw_rates
 
 CHUNK = 32
 Progress = Callable[[int, int], None]
@@ -145,25 +146,25 @@ def _run_everywhere(step: str, pool, n_children: int, report: Callable[[], None]
     return results
 
 
-def _expected_distinct(n: int, draws: float) -> float:
-    """Expected number of distinct items in `draws` uniform draws from `n` items."""
-    return -n * math.expm1(-draws / n) if n else 0.0
-
-
 def _shared_slices(dataset: Dataset, options: SamplingOptions, count: int,
                    workers: int) -> SharedSlices | None:
-    """The slices to decode once for all `workers`, or None if each had better decode its own.
+    """The slices to decode first, once, into shared memory; None to decode each when first drawn.
 
-    Left alone, every worker decodes each slice it draws; with many samples per
-    slice that is nearly every slice, once per worker. Sharing costs one
-    decode per slice in all, split between the workers.
+    Left alone, a worker decodes every distinct slice it draws, and again each
+    one its cache (:data:`~poissonblend.dataset.CACHE_BYTES`) had to drop. With
+    many samples per slice that is nearly every slice, once per worker or more.
+    The block costs one decode per slice in all, split between the workers.
     """
-    sources, targets = drawable_slices(dataset, options)
-    names = sorted(set(sources) | set(targets))
-    alone = sum(_expected_distinct(len(group), count / workers) for group in (sources, targets))
-    if len(names) / workers >= alone or SharedSlices.nbytes(dataset, names) > CACHE_BYTES:
+    rates = slice_draw_rates(dataset, options)
+    if not rates:
         return None
-    return SharedSlices(dataset, names)
+    per_worker = count / workers
+    distinct = sum(-math.expm1(-per_worker * rate) for rate in rates.values())
+    nbytes = SharedSlices.nbytes(dataset, rates)
+    dropped = 2 * per_worker * max(0.0, 1.0 - CACHE_BYTES / nbytes)  # LRU misses, roughly
+    if len(rates) / workers >= max(distinct, dropped) or nbytes > SHARED_BYTES:
+        return None
+    return SharedSlices(dataset, sorted(rates))
 
 
 def _chunks(items: Sequence, size: int = CHUNK) -> list[Sequence]:
@@ -235,8 +236,8 @@ def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: i
         warnings.warn(f"{n_workers} workers need the 'fork' start method, which this system "
                       "lacks (Windows); generating in one process", PoissonBlendWarning, stacklevel=3)
         n_workers = 1
-    # A process decodes a slice the first time it needs it, unless the workers share the decoding.
-    shared = _shared_slices(dataset, options, count, n_workers) if n_workers > 1 else None
+    # A process decodes a slice the first time it needs it, unless all are decoded first, once.
+    shared = _shared_slices(dataset, options, count, n_workers)
     ctx = multiprocessing.get_context("fork" if n_workers > 1 else None)
     make = _Queue(ctx, _chunks(range(count)))
     fill = _Queue(ctx, _chunks(shared.names, max(1, len(shared.names) // (4 * n_workers)))

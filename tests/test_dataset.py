@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import brain_slice, make_training_set, write_slice
+from poissonblend import dataset as dataset_module
 from poissonblend.dataset import SharedSlices, open_dataset
 from poissonblend.errors import DatasetError, PoissonBlendWarning
 from poissonblend.lesions import label_lesions
@@ -167,7 +168,8 @@ def test_parallel_index_build_matches_serial(tmp_path, cache_dir):
     assert parallel.identity == serial.identity
 
 
-def test_slices_decoded_into_a_shared_block_by_two_processes_are_what_load_gives(tmp_path):
+def test_slices_decoded_into_a_shared_block_by_two_processes_are_what_load_gives(tmp_path,
+                                                                              monkeypatch):
     input_dir, mask_dir = make_training_set(tmp_path / "set", cases=2, slices=5)
     image = brain_slice(np.random.default_rng(3), 112)
     mask = np.zeros_like(image)
@@ -185,6 +187,7 @@ def test_slices_decoded_into_a_shared_block_by_two_processes_are_what_load_gives
     assert child.exitcode == 0
     fresh = open_dataset(input_dir, mask_dir)
     shared.adopt(fresh)
+    monkeypatch.setattr(dataset_module, "CACHE_BYTES", 1)  # the block is not the dataset's cache
     for name in names:
         image = cv2.imread(str(input_dir / name), cv2.IMREAD_GRAYSCALE)
         mask = cv2.imread(str(mask_dir / name), cv2.IMREAD_GRAYSCALE)
@@ -193,5 +196,6 @@ def test_slices_decoded_into_a_shared_block_by_two_processes_are_what_load_gives
         for a, b in zip(got, expected):
             assert a.dtype == b.dtype and np.array_equal(a, b), name
             assert not a.flags.writeable
+        assert fresh.load(name) is got  # served from the block every time, never decoded again
     assert len(fresh.info("slice_0009_0000.png").lesions) == 3
     assert fresh.load("slice_0009_0000.png")[2].max() == 3

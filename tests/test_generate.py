@@ -22,6 +22,7 @@ from conftest import make_training_set
 from poissonblend.cli import main
 from poissonblend.dataset import open_dataset
 from poissonblend.errors import OutputError, PoissonBlendWarning
+from poissonblend import generate as generate_module
 from poissonblend.generate import _shared_slices, generate
 from poissonblend.recipe import SamplingOptions
 
@@ -237,5 +238,20 @@ def test_without_fork_two_workers_fall_back_to_one_process_with_a_warning(traini
     with pytest.warns(PoissonBlendWarning, match="'fork' start method"):
         generate(open_dataset(*training_set), tmp_path / "i", tmp_path / "m", count=64, seed=2,
                  workers=2)
+    assert ({p.name: p.read_bytes() for p in (tmp_path / "i").iterdir()}
+            == {p.name: p.read_bytes() for p in (reference / "i").iterdir()})
+
+
+def test_one_worker_decodes_everything_first_when_the_slices_outgrow_its_cache(training_set,
+                                                                             tmp_path, monkeypatch):
+    dataset = open_dataset(*training_set)
+    assert _shared_slices(dataset, SamplingOptions(), 400, 1) is None  # all fit: decode as drawn
+    reference = tmp_path / "ref"
+    generate(dataset, reference / "i", reference / "m", count=40, seed=6)
+    monkeypatch.setattr(generate_module, "CACHE_BYTES", 1)  # as with 18,000 slices
+    assert _shared_slices(dataset, SamplingOptions(), 400, 1) is not None
+    dataset = open_dataset(*training_set)
+    generate(dataset, tmp_path / "i", tmp_path / "m", count=40, seed=6)
+    assert dataset._shared is not None  # it did decode into the block
     assert ({p.name: p.read_bytes() for p in (tmp_path / "i").iterdir()}
             == {p.name: p.read_bytes() for p in (reference / "i").iterdir()})
