@@ -32,16 +32,27 @@ CACHE_BYTES = 512 * 2**20
 """Decoded slices each :class:`Dataset` keeps in memory (least recently used dropped first)."""
 
 
-def _shared_budget() -> int:
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+"""Where a container's (or a batch job's) memory limit is, cgroup v2 then v1."""
+
+
+def memory_bytes() -> int | None:
+    """The RAM this process may use: the machine's, or its cgroup's limit if lower (None: unknown)."""
     try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
     except (AttributeError, ValueError, OSError):  # pragma: no cover - no sysconf (Windows)
-        return CACHE_BYTES
-    return max(CACHE_BYTES, min(4 * 2**30, ram // 4))
+        limits = []
+    for path in CGROUP_LIMITS:
+        try:
+            limits.append(int(Path(path).read_text().strip()))
+        except (OSError, ValueError):  # no such file, or "max": no limit
+            continue
+    return min(limits) if limits else None
 
 
-SHARED_BYTES = _shared_budget()
-"""Largest :class:`SharedSlices` block: a quarter of the RAM, at most 4 GiB (one copy for all workers)."""
+SHARED_BYTES = max(CACHE_BYTES, min(4 * 2**30, (memory_bytes() or 0) // 4))
+"""Largest :class:`SharedSlices` block: a quarter of the usable RAM, at most 4 GiB (one copy
+for all workers), at least :data:`CACHE_BYTES`."""
 
 
 def default_cache_dir() -> Path:

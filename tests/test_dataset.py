@@ -199,3 +199,15 @@ def test_slices_decoded_into_a_shared_block_by_two_processes_are_what_load_gives
         assert fresh.load(name) is got  # served from the block every time, never decoded again
     assert len(fresh.info("slice_0009_0000.png").lesions) == 3
     assert fresh.load("slice_0009_0000.png")[2].max() == 3
+
+
+def test_usable_memory_is_the_lower_of_the_machine_and_its_cgroup_limit(tmp_path, monkeypatch):
+    machine = dataset_module.memory_bytes()
+    assert machine is not None and machine > 2**28
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    v2.write_text("max\n")  # cgroup v2 without a limit
+    v1.write_text(f"{2**30}\n")  # a 1 GiB job
+    monkeypatch.setattr(dataset_module, "CGROUP_LIMITS", (str(v2), str(v1)))
+    assert dataset_module.memory_bytes() == min(machine, 2**30)
+    v1.write_text(f"{machine * 4}\n")  # a limit above the machine's RAM changes nothing
+    assert dataset_module.memory_bytes() == machine
