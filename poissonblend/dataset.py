@@ -8,14 +8,16 @@ re-opening a large dataset only stats the files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
+import multiprocessing
 import os
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +170,7 @@ class Dataset:
         self._by_name = {s.name: s for s in slices}
         self._cache: OrderedDict[str, tuple] = OrderedDict()
         self._cache_bytes = 0
-        self._shared: SharedSlices | None = None  # see SharedSlices.adopt
+        self._shared: SharedSlices | None = None  # see shared_decoding
         self._lock = threading.Lock()
         self.case_ids = frozenset(s.case_id for s in slices)
         self.lesion_refs = tuple((s.name, les.index) for s in slices for les in s.lesions)
@@ -204,14 +206,31 @@ class Dataset:
         brain : (M, N) ndarray of bool
             The brain mask used for placement.
         """
-        if self._shared is not None and name in self._shared:
-            return self._shared.load(name)
+        if self._shared is not None:
+            return self._shared.load(self, name)
         with self._lock:
             hit = self._cache.get(name)
             if hit is not None:
                 self._cache.move_to_end(name)
                 return hit
         return self._remember(name, self.decode(name))
+
+    @contextlib.contextmanager
+    def shared_decoding(self) -> Iterator[bool]:
+        """Inside this context, :meth:`load` decodes into a :class:`SharedSlices` memory block.
+
+        Processes forked inside the context share the block: each slice is
+        decoded once for all of them. Yields False (and changes nothing) if the
+        block would be larger than :data:`SHARED_BYTES`.
+        """
+        if SharedSlices.nbytes(self) > SHARED_BYTES:
+            yield False
+            return
+        previous, self._shared = self._shared, SharedSlices(self)
+        try:
+            yield True
+        finally:
+            self._shared = previous
 
     def decode(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Read slice `name` from disk, uncached: the arrays :meth:`load` returns, writeable."""
@@ -253,72 +272,92 @@ class Dataset:
 class SharedSlices:
     """Decoded slices in one block of memory that forked processes share.
 
-    Made in the parent before it forks workers; each worker decodes a share of
-    the slices into the block with :meth:`fill`; once all shares are filled,
-    every process calls :meth:`adopt`, and :meth:`Dataset.load` then returns
-    read-only views of the block instead of decoding again (outside the
-    dataset's own cache and its size limit). Each slice is decoded once for all
-    processes instead of once per process, and held once in memory.
+    Made by :meth:`Dataset.shared_decoding` before forking workers. From then
+    on, :meth:`Dataset.load` in any of the processes decodes a slice into
+    the block the first time one of them needs it; every process then reads it
+    from there (read-only views, outside the dataset's own size-limited cache).
+    Each slice is decoded once for all processes instead of once per process,
+    held once in memory, and only slices someone asks for are decoded.
+
+    A slice's state (empty, being decoded, ready) is read and set under one
+    lock, which also orders the decoded bytes before the "ready" mark on every
+    platform. A process that needs a slice another one is still decoding
+    decodes its own copy rather than wait.
 
     Parameters
     ----------
     dataset : Dataset
-    names : sequence of str
-        Slices to hold (see :meth:`nbytes` and :data:`SHARED_BYTES`).
+        Every slice gets a place; pages of slices never asked for stay unused.
     """
 
     #: Bytes per pixel: image (uint8), lesion mask (bool), labels (int32), brain (bool).
     BYTES_PER_PX = 7
+    EMPTY, BUSY, READY = 0, 1, 2
 
-    def __init__(self, dataset: Dataset, names: Sequence[str]):
-        self._offsets: dict[str, tuple[int, tuple[int, int]]] = {}
-        offset = 0
-        for name in names:
-            shape = dataset.info(name).shape
-            self._offsets[name] = (offset, shape)
-            offset += self._size(shape)
-        self.names = tuple(self._offsets)
+    def __init__(self, dataset: Dataset):
+        n = len(dataset.slices)
+        self._offsets: dict[str, tuple[int, int, tuple[int, int]]] = {}
+        offset = -(-n // 8) * 8  # one state byte per slice first, then the slices
+        for k, info in enumerate(dataset.slices):
+            self._offsets[info.name] = (k, offset, tuple(info.shape))
+            offset += self._size(info.shape)
         self._block = mmap.mmap(-1, max(offset, 1))  # anonymous, MAP_SHARED: survives fork
-        self._views: dict[str, tuple] = {}
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._offsets
+        self._state = np.frombuffer(self._block, np.uint8, n, 0)
+        self._lock = multiprocessing.Lock()  # a semaphore: shared by forked processes
+        self._views: dict[str, tuple] = {}  # this process's views of ready slices
 
     @classmethod
     def _size(cls, shape: tuple[int, int]) -> int:
         return -(-cls.BYTES_PER_PX * shape[0] * shape[1] // 8) * 8  # 8-byte aligned
 
     @classmethod
-    def nbytes(cls, dataset: Dataset, names: Sequence[str]) -> int:
-        """Size of the block for `names`, in bytes."""
-        return sum(cls._size(dataset.info(n).shape) for n in names)
+    def nbytes(cls, dataset: Dataset) -> int:
+        """Size of the block for `dataset`, in bytes (its address space; memory as used)."""
+        return len(dataset.slices) + 8 + sum(cls._size(s.shape) for s in dataset.slices)
 
     def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        offset, shape = self._offsets[name]
+        _, offset, shape = self._offsets[name]
         px = shape[0] * shape[1]
         labels = np.frombuffer(self._block, np.int32, px, offset)  # first: 4-byte aligned
         image, lesion_mask, brain = (np.frombuffer(self._block, dtype, px, offset + k * px)
                                      for k, dtype in ((4, np.uint8), (5, np.bool_), (6, np.bool_)))
         return tuple(a.reshape(shape) for a in (image, lesion_mask, labels, brain))
 
-    def fill(self, dataset: Dataset, names: Sequence[str]) -> None:
-        """Decode `names` (some of :attr:`names`) into the block."""
-        for name in names:
-            for view, array in zip(self._arrays(name), dataset.decode(name)):
-                view[...] = array
+    def _claim(self, k: int) -> int:
+        """Slice `k`'s state; EMPTY means it is now ours (BUSY) to decode."""
+        with self._lock:
+            state = int(self._state[k])
+            if state == self.EMPTY:
+                self._state[k] = self.BUSY
+            return state
 
-    def adopt(self, dataset: Dataset) -> None:
-        """Make `dataset` serve the block's slices from it (call once every share is filled)."""
-        dataset._shared = self
+    def _mark(self, k: int, state: int) -> None:
+        with self._lock:
+            self._state[k] = state
 
-    def load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Read-only views of slice `name`, as :meth:`Dataset.load` returns them."""
+    def load(self, dataset: Dataset, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Slice `name` as :meth:`Dataset.load` returns it, decoded into the block if need be."""
         views = self._views.get(name)
-        if views is None:
-            views = self._arrays(name)
-            for a in views:
-                a.flags.writeable = False
-            self._views[name] = views
+        if views is not None:
+            return views
+        if name not in self._offsets:
+            dataset.info(name)  # raises DatasetError naming the slice
+        k = self._offsets[name][0]
+        state = self._claim(k)
+        if state == self.BUSY:  # another process is decoding it right now
+            return dataset._remember(name, dataset.decode(name))
+        if state == self.EMPTY:
+            try:
+                for view, array in zip(self._arrays(name), dataset.decode(name)):
+                    view[...] = array
+            except BaseException:
+                self._mark(k, self.EMPTY)
+                raise
+            self._mark(k, self.READY)
+        views = self._arrays(name)
+        for a in views:
+            a.flags.writeable = False
+        self._views[name] = views
         return views
 
 

@@ -4,10 +4,9 @@ Sample ``i`` of a batch with seed ``s`` is ``sample_recipe(dataset,
 sample_rng(s, i), options)``, so the output is the same with 1 or K worker
 processes. The calling process is the first worker; it forks the others, and
 each takes the next chunk of samples to draw, render and write in one pass.
-When the samples are many per slice (or the slices more than a worker's cache
-holds), the workers first decode every slice once, between them, into shared
-memory (:class:`~poissonblend.dataset.SharedSlices`), instead of each decoding
-nearly all of them, or some many times. A name
+Each slice is decoded once for all of them, by whichever needs it first, into
+memory they share (:class:`~poissonblend.dataset.SharedSlices`), instead of
+once per process (or again each time a process's cache dropped it). A name
 that already exists in the output folders is skipped when its files hold the
 same pixels; when they differ it is never overwritten, and the run ends with an
 :class:`OutputError` naming the file once every other sample is complete.
@@ -15,7 +14,6 @@ same pixels; when they differ it is never overwritten, and the run ends with an
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import warnings
@@ -25,12 +23,12 @@ from pathlib import Path
 
 import cv2
 
-from .dataset import CACHE_BYTES, SHARED_BYTES, Dataset, SharedSlices
+from .dataset import Dataset
 from .errors import OutputError, PoissonBlendWarning
 from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .output import (MANIFEST_NAME, folder_lock, manifest_row, prepare_output_dirs,
                      sample_paths, write_manifest, write_sample)
-from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng, slice_draw_rates
+from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng
 
 CHUNK = 32
 Progress = Callable[[int, int], None]
@@ -91,11 +89,6 @@ def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict]]:
     return results
 
 
-def _fill(names: Sequence[str]) -> list:
-    _JOB["shared"].fill(_JOB["dataset"], names)
-    return []
-
-
 class _Queue:
     """Chunks of work handed out to whichever process (parent or worker) asks next.
 
@@ -123,19 +116,14 @@ class _Queue:
                 report()
 
 
-_STEPS = {"fill": _fill, "make": _make}  # queue name in _JOB -> what to do with one chunk
+def _drain_in_worker(_: int) -> list:
+    return _JOB["queue"].drain(_make)
 
 
-def _drain_in_worker(step: str) -> list:
-    if step == "make" and "shared" in _JOB:  # every slice is in the block by now
-        _JOB.pop("shared").adopt(_JOB["dataset"])
-    return _JOB[step].drain(_STEPS[step])
-
-
-def _run_everywhere(step: str, pool, n_children: int, report: Callable[[], None]) -> list:
-    """Drain queue `step` in the parent and in `n_children` forked workers at once."""
-    pending = pool.map_async(_drain_in_worker, [step] * n_children) if pool is not None else None
-    results = _JOB[step].drain(_STEPS[step], report)
+def _make_everywhere(pool, n_children: int, report: Callable[[], None]) -> list:
+    """Drain the queue in the parent and in `n_children` forked workers at once."""
+    pending = pool.map_async(_drain_in_worker, range(n_children)) if pool is not None else None
+    results = _JOB["queue"].drain(_make, report)
     if pending is not None:
         while not pending.ready():
             pending.wait(0.2)
@@ -144,27 +132,6 @@ def _run_everywhere(step: str, pool, n_children: int, report: Callable[[], None]
             results.extend(part)
         report()
     return results
-
-
-def _shared_slices(dataset: Dataset, options: SamplingOptions, count: int,
-                   workers: int) -> SharedSlices | None:
-    """The slices to decode first, once, into shared memory; None to decode each when first drawn.
-
-    Left alone, a worker decodes every distinct slice it draws, and again each
-    one its cache (:data:`~poissonblend.dataset.CACHE_BYTES`) had to drop. With
-    many samples per slice that is nearly every slice, once per worker or more.
-    The block costs one decode per slice in all, split between the workers.
-    """
-    rates = slice_draw_rates(dataset, options)
-    if not rates:
-        return None
-    per_worker = count / workers
-    distinct = sum(-math.expm1(-per_worker * rate) for rate in rates.values())
-    nbytes = SharedSlices.nbytes(dataset, rates)
-    dropped = 2 * per_worker * max(0.0, 1.0 - CACHE_BYTES / nbytes)  # LRU misses, roughly
-    if len(rates) / workers >= max(distinct, dropped) or nbytes > SHARED_BYTES:
-        return None
-    return SharedSlices(dataset, sorted(rates))
 
 
 def _chunks(items: Sequence, size: int = CHUNK) -> list[Sequence]:
@@ -236,34 +203,29 @@ def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: i
         warnings.warn(f"{n_workers} workers need the 'fork' start method, which this system "
                       "lacks (Windows); generating in one process", PoissonBlendWarning, stacklevel=3)
         n_workers = 1
-    # A process decodes a slice the first time it needs it, unless all are decoded first, once.
-    shared = _shared_slices(dataset, options, count, n_workers)
     ctx = multiprocessing.get_context("fork" if n_workers > 1 else None)
-    make = _Queue(ctx, _chunks(range(count)))
-    fill = _Queue(ctx, _chunks(shared.names, max(1, len(shared.names) // (4 * n_workers)))
-                  if shared is not None else [])
+    queue = _Queue(ctx, _chunks(range(count)))
 
     def report() -> None:
         if progress is not None:
-            progress(make.done.value, count)
+            progress(queue.done.value, count)
 
     _JOB.update(dataset=dataset, seed=seed, options=options, out_input_dir=out_i,
-                out_mask_dir=out_m, present=present, make=make, fill=fill)
-    if shared is not None:
-        _JOB["shared"] = shared
+                out_mask_dir=out_m, present=present, queue=queue)
     # Parallelism comes from processes; OpenCV's own threads only add overhead on small ROIs.
     cv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
-    # The parent is one of the workers: it forks the others and works alongside them.
-    pool = ctx.Pool(n_workers - 1) if n_workers > 1 else None
     try:
-        if shared is not None:
-            _run_everywhere("fill", pool, n_workers - 1, report)
-            _JOB.pop("shared").adopt(dataset)
-        return sorted(_run_everywhere("make", pool, n_workers - 1, report))
+        # Each slice is decoded once, by whichever process needs it first, for all of them.
+        with dataset.shared_decoding():
+            # The parent is one of the workers: it forks the others and works alongside them.
+            pool = ctx.Pool(n_workers - 1) if n_workers > 1 else None
+            try:
+                return sorted(_make_everywhere(pool, n_workers - 1, report))
+            finally:
+                if pool is not None:
+                    pool.terminate()
     finally:
-        if pool is not None:
-            pool.terminate()
         _JOB.clear()
         cv2.setNumThreads(cv_threads)
 

@@ -183,23 +183,6 @@ def _sources(dataset: Dataset, min_area: int) -> tuple[tuple[str, int], ...]:
                  if les.area >= min_area)
 
 
-def slice_draw_rates(dataset: Dataset, options: SamplingOptions = SamplingOptions()
-                     ) -> dict[str, float]:
-    """How often :func:`sample_recipe` uses each slice, per recipe drawn (first tries).
-
-    A slice's rate is its chance of being the source (lesions of at least
-    ``options.min_area`` px are drawn uniformly) plus its chance of being the
-    target (slices with brain are drawn uniformly). Slices never drawn are left out.
-    """
-    sources, targets = _sources(dataset, options.min_area), dataset.target_names
-    rates: dict[str, float] = {}
-    for name, _ in sources:
-        rates[name] = rates.get(name, 0.0) + 1.0 / len(sources)
-    for name in targets:
-        rates[name] = rates.get(name, 0.0) + 1.0 / len(targets)
-    return rates
-
-
 def sample_rng(seed: int, index: int) -> np.random.Generator:
     """The random generator of sample `index` of a batch drawn with `seed`.
 
@@ -333,5 +316,4 @@ def render(dataset: Dataset, recipe: Recipe) -> Sample:
 
 
 __all__ = ["Quality", "Recipe", "Sample", "SamplingOptions", "lesion_patch",
-           "placed_lesion_mask", "render", "sample_recipe", "sample_rng", "slice_draw_rates",
-           "valid_spots_for"]
+           "placed_lesion_mask", "render", "sample_recipe", "sample_rng", "valid_spots_for"]

@@ -168,37 +168,64 @@ def test_parallel_index_build_matches_serial(tmp_path, cache_dir):
     assert parallel.identity == serial.identity
 
 
-def test_slices_decoded_into_a_shared_block_by_two_processes_are_what_load_gives(tmp_path,
-                                                                              monkeypatch):
+def _load_all(dataset, names) -> None:
+    for name in names:
+        dataset.load(name)
+
+
+def test_slices_one_process_decoded_are_read_by_another_from_shared_memory(tmp_path, monkeypatch):
     input_dir, mask_dir = make_training_set(tmp_path / "set", cases=2, slices=5)
     image = brain_slice(np.random.default_rng(3), 112)
     mask = np.zeros_like(image)
     for r, c in ((60, 70), (30, 40), (60, 20)):  # three lesions: labels need renumbering
         mask[r:r + 4, c:c + 5] = 255
     write_slice(input_dir, mask_dir, "slice_0009_0000.png", image, mask)
-    names = [s.name for s in open_dataset(input_dir, mask_dir).slices]
     dataset = open_dataset(input_dir, mask_dir)
-    shared = SharedSlices(dataset, names)
-    child = multiprocessing.get_context("fork").Process(target=shared.fill,
-                                                        args=(dataset, names[::2]))
-    child.start()
-    shared.fill(dataset, names[1::2])
-    child.join()
-    assert child.exitcode == 0
-    fresh = open_dataset(input_dir, mask_dir)
-    shared.adopt(fresh)
-    monkeypatch.setattr(dataset_module, "CACHE_BYTES", 1)  # the block is not the dataset's cache
-    for name in names:
-        image = cv2.imread(str(input_dir / name), cv2.IMREAD_GRAYSCALE)
-        mask = cv2.imread(str(mask_dir / name), cv2.IMREAD_GRAYSCALE)
-        expected = (image, mask > 0, label_lesions(mask)[0], brain_mask(image))
-        got = fresh.load(name)
-        for a, b in zip(got, expected):
-            assert a.dtype == b.dtype and np.array_equal(a, b), name
-            assert not a.flags.writeable
-        assert fresh.load(name) is got  # served from the block every time, never decoded again
-    assert len(fresh.info("slice_0009_0000.png").lesions) == 3
-    assert fresh.load("slice_0009_0000.png")[2].max() == 3
+    names = [s.name for s in dataset.slices]
+    real_decode = dataset.decode
+    with dataset.shared_decoding() as shared:
+        assert shared
+        child = multiprocessing.get_context("fork").Process(target=_load_all,
+                                                            args=(dataset, names[::2]))
+        child.start()
+        child.join()
+        assert child.exitcode == 0
+        # The child decoded every other slice into the block; here they are never decoded again.
+        decoded = []
+        monkeypatch.setattr(dataset, "decode", lambda name: decoded.append(name) or real_decode(name))
+        monkeypatch.setattr(dataset_module, "CACHE_BYTES", 1)  # the block is not the dataset's cache
+        for name in names:
+            image = cv2.imread(str(input_dir / name), cv2.IMREAD_GRAYSCALE)
+            mask = cv2.imread(str(mask_dir / name), cv2.IMREAD_GRAYSCALE)
+            expected = (image, mask > 0, label_lesions(mask)[0], brain_mask(image))
+            got = dataset.load(name)
+            for a, b in zip(got, expected):
+                assert a.dtype == b.dtype and np.array_equal(a, b), name
+                assert not a.flags.writeable
+            assert dataset.load(name) is got  # served from the block from now on
+        assert decoded == names[1::2]
+        assert dataset.load("slice_0009_0000.png")[2].max() == 3
+        with pytest.raises(DatasetError, match="no such slice"):
+            dataset.load("slice_9999_0000.png")
+    assert dataset._shared is None  # outside the block, loads use the dataset's own cache again
+
+
+def test_a_slice_another_process_is_decoding_is_decoded_here_too(training_set, monkeypatch):
+    dataset = open_dataset(*training_set)
+    name = dataset.slices[0].name
+    expected = dataset.decode(name)
+    with dataset.shared_decoding():
+        block = dataset._shared
+        block._state[block._offsets[name][0]] = block.BUSY  # as while another process decodes it
+        got = dataset.load(name)
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+        # A decode that fails leaves the slice free for the next try.
+        other = dataset.slices[1].name
+        monkeypatch.setattr(dataset, "decode", lambda name: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            dataset.load(other)
+        assert block._state[block._offsets[other][0]] == block.EMPTY
+    assert SharedSlices.nbytes(dataset) >= 7 * 112 * 112 * len(dataset.slices)
 
 
 def test_usable_memory_is_the_lower_of_the_machine_and_its_cgroup_limit(tmp_path, monkeypatch):

@@ -22,9 +22,8 @@ from conftest import make_training_set
 from poissonblend.cli import main
 from poissonblend.dataset import open_dataset
 from poissonblend.errors import OutputError, PoissonBlendWarning
-from poissonblend import generate as generate_module
-from poissonblend.generate import _shared_slices, generate
-from poissonblend.recipe import SamplingOptions
+from poissonblend import dataset as dataset_module
+from poissonblend.generate import generate
 
 
 def run_generate(training_set, out: Path, *extra: str) -> int:
@@ -160,23 +159,21 @@ def test_generate_keeps_other_columns_of_a_shared_manifest(training_set, tmp_pat
     assert len(rows) == 4 and all(r["decision"] == "" for k, r in rows.items() if k != "pbexported01")
 
 
-def test_two_workers_write_the_same_bytes_whether_or_not_they_share_decoding(tmp_path):
+def test_one_or_two_workers_with_or_without_shared_decoding_write_the_same_bytes(tmp_path,
+                                                                             monkeypatch):
     input_dir, mask_dir = make_training_set(tmp_path / "set", cases=3, slices=40)
-    dataset = open_dataset(input_dir, mask_dir)
-    # 64 samples from 120 slices: each worker decodes its own; 2,000: they share the decoding
-    assert _shared_slices(dataset, SamplingOptions(), 64, 2) is None
-    assert _shared_slices(dataset, SamplingOptions(), 2000, 2) is not None
     written = {}
-    for workers, count in ((1, 64), (2, 64), (1, 400), (2, 400)):
+    for workers, budget in ((1, None), (2, None), (2, 0)):
+        if budget is not None:  # a block larger than the budget: each process decodes its own
+            monkeypatch.setattr(dataset_module, "SHARED_BYTES", budget)
         calls = []
-        out = tmp_path / f"w{workers}-{count}"
-        generate(open_dataset(input_dir, mask_dir), out / "i", out / "m", count=count, seed=4,
+        out = tmp_path / f"w{workers}-{budget}"
+        generate(open_dataset(input_dir, mask_dir), out / "i", out / "m", count=200, seed=4,
                  workers=workers, progress=lambda done, total: calls.append((done, total)))
-        assert calls[-1] == (count, count) and calls == sorted(calls)
-        written[workers, count] = {p.name: p.read_bytes() for p in sorted((out / "i").iterdir())}
-        assert len(written[workers, count]) == count
-    assert written[1, 64] == written[2, 64]
-    assert written[1, 400] == written[2, 400]
+        assert calls[-1] == (200, 200) and calls == sorted(calls)
+        written[workers, budget] = {p.name: p.read_bytes() for p in sorted((out / "i").iterdir())}
+        assert len(written[workers, budget]) == 200
+    assert written[1, None] == written[2, None] == written[2, 0]
 
 
 def run_on_terminal(argv: list[str]) -> tuple[int, str]:
@@ -238,20 +235,5 @@ def test_without_fork_two_workers_fall_back_to_one_process_with_a_warning(traini
     with pytest.warns(PoissonBlendWarning, match="'fork' start method"):
         generate(open_dataset(*training_set), tmp_path / "i", tmp_path / "m", count=64, seed=2,
                  workers=2)
-    assert ({p.name: p.read_bytes() for p in (tmp_path / "i").iterdir()}
-            == {p.name: p.read_bytes() for p in (reference / "i").iterdir()})
-
-
-def test_one_worker_decodes_everything_first_when_the_slices_outgrow_its_cache(training_set,
-                                                                             tmp_path, monkeypatch):
-    dataset = open_dataset(*training_set)
-    assert _shared_slices(dataset, SamplingOptions(), 400, 1) is None  # all fit: decode as drawn
-    reference = tmp_path / "ref"
-    generate(dataset, reference / "i", reference / "m", count=40, seed=6)
-    monkeypatch.setattr(generate_module, "CACHE_BYTES", 1)  # as with 18,000 slices
-    assert _shared_slices(dataset, SamplingOptions(), 400, 1) is not None
-    dataset = open_dataset(*training_set)
-    generate(dataset, tmp_path / "i", tmp_path / "m", count=40, seed=6)
-    assert dataset._shared is not None  # it did decode into the block
     assert ({p.name: p.read_bytes() for p in (tmp_path / "i").iterdir()}
             == {p.name: p.read_bytes() for p in (reference / "i").iterdir()})
