@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -114,6 +115,11 @@ class _Queue:
                 self.done.value += len(self.chunks[k])
             if report is not None:
                 report()
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    """Ctrl-C reaches the whole process group: only the parent reacts (it ends the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _drain_in_worker(_: int) -> list:
@@ -219,7 +225,8 @@ def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: i
         # Each slice is decoded once, by whichever process needs it first, for all of them.
         with dataset.shared_decoding():
             # The parent is one of the workers: it forks the others and works alongside them.
-            pool = ctx.Pool(n_workers - 1) if n_workers > 1 else None
+            pool = ctx.Pool(n_workers - 1, initializer=_leave_interrupts_to_the_parent) \
+                if n_workers > 1 else None
             try:
                 return sorted(_make_everywhere(pool, n_workers - 1, report))
             finally:

@@ -7,10 +7,12 @@ import fcntl
 import multiprocessing
 import os
 import pty
+import signal
 import struct
 import subprocess
 import sys
 import termios
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -237,3 +239,22 @@ def test_without_fork_two_workers_fall_back_to_one_process_with_a_warning(traini
                  workers=2)
     assert ({p.name: p.read_bytes() for p in (tmp_path / "i").iterdir()}
             == {p.name: p.read_bytes() for p in (reference / "i").iterdir()})
+
+
+def test_ctrl_c_stops_all_workers_with_one_line_and_leaves_whole_pairs(training_set, tmp_path):
+    input_dir, mask_dir = training_set
+    out_i, out_m = tmp_path / "aug_input", tmp_path / "aug_mask"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "poissonblend", "generate", "--input-dir", str(input_dir),
+         "--mask-dir", str(mask_dir), "--out-input-dir", str(out_i), "--out-mask-dir", str(out_m),
+         "--count", "100000", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (out_i.is_dir() and len(os.listdir(out_i)) > 50) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the workers are busy writing
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and stderr == "error: interrupted\n"
+    images = {p.name for p in out_i.iterdir() if not p.name.startswith(".")}
+    masks = {p.name for p in out_m.iterdir() if not p.name.startswith(".")}
+    assert len(images) > 50 and images <= masks  # every image that made it has its mask
