@@ -225,8 +225,8 @@ def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: i
         # Each slice is decoded once, by whichever process needs it first, for all of them.
         with dataset.shared_decoding():
             # The parent is one of the workers: it forks the others and works alongside them.
-            pool = ctx.Pool(n_workers - 1, initializer=_leave_interrupts_to_the_parent) \
-                if n_workers > 1 else None
+            pool = (ctx.Pool(n_workers - 1, initializer=_leave_interrupts_to_the_parent)
+                    if n_workers > 1 else None)
             try:
                 return sorted(_make_everywhere(pool, n_workers - 1, report))
             finally:
