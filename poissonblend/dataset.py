@@ -295,25 +295,26 @@ class SharedSlices:
     EMPTY, BUSY, READY = 0, 1, 2
 
     def __init__(self, dataset: Dataset):
-        n = len(dataset.slices)
-        self._offsets: dict[str, tuple[int, int, tuple[int, int]]] = {}
-        offset = -(-n // 8) * 8  # one state byte per slice first, then the slices
-        for k, info in enumerate(dataset.slices):
-            self._offsets[info.name] = (k, offset, tuple(info.shape))
-            offset += self._size(info.shape)
-        self._block = mmap.mmap(-1, max(offset, 1))  # anonymous, MAP_SHARED: survives fork
-        self._state = np.frombuffer(self._block, np.uint8, n, 0)
+        self._offsets, size = self._layout(dataset)
+        self._block = mmap.mmap(-1, max(size, 1))  # anonymous, MAP_SHARED: survives fork
+        self._state = np.frombuffer(self._block, np.uint8, len(dataset.slices), 0)
         self._lock = multiprocessing.Lock()  # a semaphore: shared by forked processes
         self._views: dict[str, tuple] = {}  # this process's views of ready slices
 
     @classmethod
-    def _size(cls, shape: tuple[int, int]) -> int:
-        return -(-cls.BYTES_PER_PX * shape[0] * shape[1] // 8) * 8  # 8-byte aligned
+    def _layout(cls, dataset: Dataset) -> tuple[dict[str, tuple[int, int, tuple[int, int]]], int]:
+        """Per slice name (index, byte offset, shape), and the block's size in bytes."""
+        offsets = {}
+        offset = -(-len(dataset.slices) // 8) * 8  # one state byte per slice first, then the slices
+        for k, info in enumerate(dataset.slices):
+            offsets[info.name] = (k, offset, tuple(info.shape))
+            offset += -(-cls.BYTES_PER_PX * info.shape[0] * info.shape[1] // 8) * 8  # 8-byte aligned
+        return offsets, offset
 
     @classmethod
     def nbytes(cls, dataset: Dataset) -> int:
         """Size of the block for `dataset`, in bytes (its address space; memory as used)."""
-        return len(dataset.slices) + 8 + sum(cls._size(s.shape) for s in dataset.slices)
+        return cls._layout(dataset)[1]
 
     def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         _, offset, shape = self._offsets[name]
