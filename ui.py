@@ -367,7 +367,7 @@ def activate(ctx: Context) -> None:
 
 def describe(ctx: Context) -> str:
     ds = ctx.dataset
-    return (f"{len(ds)} slices, {len(ds.case_ids)} cases, {len(ds.lesion_refs)} lesions "
+    return (f"{len(ds)} slices, {len(ds.case_ids)} cases, {len(ds.lesion_table)} lesions "
             f"· review database {ctx.config['db']}")
 
 

@@ -3,21 +3,26 @@
 Files are paired by name (never by position). Opening a dataset validates every
 pair and builds a *lesion index* (per slice: shape, lesions, brain area, content
 digests) that is cached on disk, keyed by each file's size and mtime, so that
-re-opening a large dataset only stats the files.
+re-opening a large dataset only stats the files. The cache is a NumPy ``.npz``
+of columns (one row per slice, one per lesion), and a slice's lesions become
+:class:`LesionInfo` objects only when they are read, so re-opening 18,000
+slices with 100,000 lesions takes a fraction of a second.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import mmap
 import multiprocessing
 import os
 import threading
 import warnings
+import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +33,7 @@ from .io import atomic_write_bytes, decode_gray_png, parse_slice_name, read_gray
 from .lesions import LesionInfo, label_lesions
 from .placement import brain_mask
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 PARALLEL_MIN_SLICES = 400
 CACHE_BYTES = 512 * 2**20
 """Decoded slices each :class:`Dataset` keeps in memory (least recently used dropped first)."""
@@ -63,6 +68,85 @@ def default_cache_dir() -> Path:
     return Path(base) / "poissonblend"
 
 
+@dataclass(frozen=True, eq=False)
+class LesionTable:
+    """Every lesion of a dataset, one row each, ordered by slice name, then lesion index.
+
+    Attributes
+    ----------
+    slice_row : (L,) ndarray of int64
+        Row of the lesion's slice in :attr:`Dataset.slices`.
+    index : (L,) ndarray of int64
+        The lesion's index within its slice (:attr:`LesionInfo.index`).
+    area : (L,) ndarray of int64
+        Pixel count.
+    bbox_rc : (L, 4) ndarray of int64
+        ``(row0, col0, row1, col1)``, ends exclusive.
+    centroid_rc : (L, 2) ndarray of float64
+        Mean (row, col) of its pixels.
+    """
+
+    slice_row: np.ndarray
+    index: np.ndarray
+    area: np.ndarray
+    bbox_rc: np.ndarray
+    centroid_rc: np.ndarray
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, area: np.ndarray, bbox_rc: np.ndarray,
+                    centroid_rc: np.ndarray) -> "LesionTable":
+        """The table of slices holding ``counts[k]`` lesions each, given their columns in order."""
+        counts = np.asarray(counts, np.int64)
+        slice_row = np.repeat(np.arange(len(counts)), counts)
+        starts = np.cumsum(counts) - counts
+        return cls(slice_row, np.arange(len(slice_row)) - starts[slice_row],
+                   np.asarray(area, np.int64), np.asarray(bbox_rc, np.int64).reshape(-1, 4),
+                   np.asarray(centroid_rc, np.float64).reshape(-1, 2))
+
+    def __len__(self) -> int:
+        return len(self.area)
+
+    def infos(self, start: int, stop: int) -> tuple[LesionInfo, ...]:
+        """Rows ``start:stop`` as :class:`LesionInfo` objects."""
+        rows = zip(self.index[start:stop].tolist(), self.area[start:stop].tolist(),
+                   self.bbox_rc[start:stop].tolist(), self.centroid_rc[start:stop].tolist())
+        return tuple(LesionInfo(i, a, tuple(b), tuple(c)) for i, a, b, c in rows)
+
+
+class SliceLesions(Sequence):
+    """The lesions of one slice, a read-only sequence of :class:`LesionInfo`.
+
+    Rows ``start:stop`` of the dataset's :class:`LesionTable`; the objects are
+    made the first time the sequence is read (its length needs none).
+    """
+
+    __slots__ = ("_table", "_start", "_stop", "_items")
+
+    def __init__(self, table: LesionTable, start: int, stop: int):
+        self._table, self._start, self._stop = table, start, stop
+        self._items: tuple[LesionInfo, ...] | None = None
+
+    def _all(self) -> tuple[LesionInfo, ...]:
+        if self._items is None:
+            self._items = self._table.infos(self._start, self._stop)
+        return self._items
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, k):
+        return self._all()[k]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and self._all() == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
 @dataclass(frozen=True)
 class SliceInfo:
     """One image/mask pair of the dataset, as recorded in the lesion index.
@@ -75,8 +159,8 @@ class SliceInfo:
         Parsed from the name.
     shape : tuple of int
         (rows, cols).
-    lesions : tuple of LesionInfo
-        Its lesion components.
+    lesions : sequence of LesionInfo
+        Its lesion components (a :class:`SliceLesions`).
     brain_area : int
         Pixels in its brain mask (0: all black, never a target).
     digest : str
@@ -87,7 +171,7 @@ class SliceInfo:
     case_id: str
     slice_index: int
     shape: tuple[int, int]
-    lesions: tuple[LesionInfo, ...]
+    lesions: Sequence[LesionInfo]
     brain_area: int
     digest: str
 
@@ -161,19 +245,22 @@ class Dataset:
         Absolute folders.
     slices : tuple of SliceInfo
         Sorted by name.
+    lesion_table : LesionTable
+        Every slice's lesions in one table (for drawing among all of them).
     """
 
-    def __init__(self, input_dir: Path, mask_dir: Path, slices: tuple[SliceInfo, ...]):
+    def __init__(self, input_dir: Path, mask_dir: Path, slices: tuple[SliceInfo, ...],
+                 lesion_table: LesionTable):
         self.input_dir = input_dir
         self.mask_dir = mask_dir
         self.slices = slices
+        self.lesion_table = lesion_table
         self._by_name = {s.name: s for s in slices}
         self._cache: OrderedDict[str, tuple] = OrderedDict()
         self._cache_bytes = 0
         self._shared: SharedSlices | None = None  # see shared_decoding
         self._lock = threading.Lock()
         self.case_ids = frozenset(s.case_id for s in slices)
-        self.lesion_refs = tuple((s.name, les.index) for s in slices for les in s.lesions)
         self.target_names = tuple(s.name for s in slices if s.brain_area > 0)
         self.identity = hashlib.blake2b(
             "\n".join(f"{s.name} {s.digest}" for s in slices).encode(), digest_size=12
@@ -184,7 +271,7 @@ class Dataset:
 
     def __repr__(self) -> str:
         return (f"Dataset({str(self.input_dir)!r}, {str(self.mask_dir)!r}: "
-                f"{len(self.slices)} slices, {len(self.lesion_refs)} lesions)")
+                f"{len(self.slices)} slices, {len(self.lesion_table)} lesions)")
 
     def info(self, name: str) -> SliceInfo:
         """The index entry of slice `name`; :class:`DatasetError` if there is none."""
@@ -404,36 +491,30 @@ def open_dataset(input_dir: str | os.PathLike, mask_dir: str | os.PathLike, *,
     masks = _list_pngs(mask_dir, "mask")
     _check_pairing(images, masks, input_dir, mask_dir)
     names = sorted(images)
-    for name in names:
-        parse_slice_name(name)
+    parsed = [parse_slice_name(name) for name in names]
+    stats = np.array([_stat_key(images[name]) + _stat_key(masks[name]) for name in names], np.int64)
 
     cache_path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = hashlib.blake2b(f"{input_dir}\n{mask_dir}".encode(), digest_size=10).hexdigest()
-    cache_file = cache_path / f"index-{key}.json"
-    cached = _read_cache(cache_file)
-    entries: dict[str, dict] = {}
-    todo = []
-    for name in names:
-        stat = _stat_key(images[name]) + _stat_key(masks[name])
-        old = cached.get(name)
-        if old is not None and old.get("stat") == stat:
-            entries[name] = old
-        else:
-            todo.append((name, stat))
-    if todo:
-        entries.update(_build_entries(todo, input_dir, mask_dir, workers))
-        _write_cache(cache_file, entries)
-    _emit_warnings(entries)
+    cache_file = cache_path / f"index-{key}.npz"
+    index = _read_index(cache_file)
+    if index is None or index["names"].tolist() != names or not np.array_equal(index["stat"], stats):
+        index = _update_index(index, names, stats, input_dir, mask_dir, workers)
+        _write_index(cache_file, index)
+    _emit_warnings(json.loads(str(index["notes"])))
 
-    slices = []
-    for name in names:
-        e = entries[name]
-        case_id, index = parse_slice_name(name)
-        slices.append(SliceInfo(
-            name, case_id, index, tuple(e["shape"]),
-            tuple(LesionInfo.from_dict(d) for d in e["lesions"]), e["brain_area"], e["digest"]))
-    dataset = Dataset(input_dir, mask_dir, tuple(slices))
-    if require_lesions and not dataset.lesion_refs:
+    counts = index["lesion_count"]
+    table = LesionTable.from_counts(counts, index["lesion_area"], index["lesion_bbox"],
+                                    index["lesion_centroid"])
+    stops = np.cumsum(counts).tolist()
+    slices = tuple(
+        SliceInfo(name, case_id, slice_index, (rows, cols), SliceLesions(table, stop - n, stop),
+                  brain_area, digest)
+        for name, (case_id, slice_index), (rows, cols), n, stop, brain_area, digest in zip(
+            names, parsed, index["shape"].tolist(), counts.tolist(), stops,
+            index["brain_area"].tolist(), index["digest"].tolist()))
+    dataset = Dataset(input_dir, mask_dir, slices, table)
+    if require_lesions and not len(table):
         raise DatasetError(f"no lesion in any mask of {mask_dir}: nothing to blend")
     return dataset
 
@@ -448,8 +529,10 @@ def _check_pairing(images: dict, masks: dict, input_dir: Path, mask_dir: Path) -
             raise DatasetError(f"{first[0]}: {have} has no {other} in {folder}{more}")
 
 
-def _build_entries(todo: list, input_dir: Path, mask_dir: Path, workers: int | None) -> dict:
-    jobs = [(input_dir / name, mask_dir / name) for name, _ in todo]
+def _build_entries(names: list[str], input_dir: Path, mask_dir: Path,
+                   workers: int | None) -> dict[str, dict]:
+    """Index the pairs `names` afresh (in worker processes for many)."""
+    jobs = [(input_dir / name, mask_dir / name) for name in names]
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if n_workers > 1 and len(jobs) >= PARALLEL_MIN_SLICES:
         from concurrent.futures import ProcessPoolExecutor  # only index builds need it
@@ -458,40 +541,89 @@ def _build_entries(todo: list, input_dir: Path, mask_dir: Path, workers: int | N
             results = list(pool.map(_index_entry_safe, jobs, chunksize=64))
     else:
         results = [_index_entry_safe(j) for j in jobs]
-    out = {}
-    for (name, stat), result in zip(todo, results):
+    for result in results:
         if isinstance(result, str):
             raise DatasetError(result)
-        result["stat"] = stat
-        out[name] = result
-    return out
+    return dict(zip(names, results))
 
 
-def _read_cache(path: Path) -> dict:
+_INDEX_COLUMNS = ("names", "stat", "shape", "brain_area", "digest", "lesion_count",
+                  "lesion_area", "lesion_bbox", "lesion_centroid", "notes")
+
+
+def _update_index(old: dict | None, names: list[str], stats: np.ndarray, input_dir: Path,
+                  mask_dir: Path, workers: int | None) -> dict:
+    """The index of `names`: rows of `old` whose files kept their size and mtime, the rest built."""
+    entries: dict[str, dict] = {}
+    if old is not None:
+        lookup = {name: k for k, name in enumerate(old["names"].tolist())}
+        rows = np.array([lookup.get(name, -1) for name in names], np.int64)
+        kept = (rows >= 0) & (old["stat"][rows] == stats).all(axis=1)
+        starts = np.cumsum(old["lesion_count"]) - old["lesion_count"]
+        notes = json.loads(str(old["notes"]))
+        for name, k in zip(np.array(names)[kept].tolist(), rows[kept].tolist()):
+            entries[name] = _entry_of_row(old, k, int(starts[k]), notes.get(name, {}))
+    todo = [name for name in names if name not in entries]
+    entries.update(_build_entries(todo, input_dir, mask_dir, workers))
+    ordered = [entries[name] for name in names]
+    lesions = [les for e in ordered for les in e["lesions"]]
+    notes = {name: {k: e[k] for k in ("warnings", "odd_mask_values") if e[k]}
+             for name, e in zip(names, ordered) if e["warnings"] or e["odd_mask_values"]}
+    return {
+        "names": np.array(names, dtype=str),
+        "stat": stats,
+        "shape": np.array([e["shape"] for e in ordered], np.int64).reshape(-1, 2),
+        "brain_area": np.array([e["brain_area"] for e in ordered], np.int64),
+        "digest": np.array([e["digest"] for e in ordered], dtype=str),
+        "lesion_count": np.array([len(e["lesions"]) for e in ordered], np.int64),
+        "lesion_area": np.array([les["area"] for les in lesions], np.int64),
+        "lesion_bbox": np.array([les["bbox_rc"] for les in lesions], np.int64).reshape(-1, 4),
+        "lesion_centroid": np.array([les["centroid_rc"] for les in lesions],
+                                    np.float64).reshape(-1, 2),
+        "notes": np.array(json.dumps(notes)),
+    }
+
+
+def _entry_of_row(index: dict, k: int, start: int, notes: dict) -> dict:
+    """Row `k` of a cached index as the entry :func:`_index_entry` made for it."""
+    stop = start + int(index["lesion_count"][k])
+    lesions = [{"index": i, "area": a, "bbox_rc": b, "centroid_rc": c} for i, (a, b, c) in enumerate(zip(
+        index["lesion_area"][start:stop].tolist(), index["lesion_bbox"][start:stop].tolist(),
+        index["lesion_centroid"][start:stop].tolist()))]
+    return {"shape": index["shape"][k].tolist(), "lesions": lesions,
+            "brain_area": int(index["brain_area"][k]), "digest": str(index["digest"][k]),
+            "warnings": notes.get("warnings", []), "odd_mask_values": notes.get("odd_mask_values", [])}
+
+
+def _read_index(path: Path) -> dict | None:
+    """The cached index columns, or None if there is no usable cache."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
-        return {}
-    return data.get("slices", {})
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["version"]) != INDEX_VERSION:
+                return None
+            return {name: data[name] for name in _INDEX_COLUMNS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
 
 
-def _write_cache(path: Path, entries: dict) -> None:
+def _write_index(path: Path, index: dict) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, version=np.array(INDEX_VERSION), **index)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, json.dumps({"version": INDEX_VERSION, "slices": entries},
-                                            separators=(",", ":")).encode())
+        atomic_write_bytes(path, buf.getvalue())
+        path.with_suffix(".json").unlink(missing_ok=True)  # the index as version 1 stored it
     except OSError:
         pass  # a read-only cache only costs speed
 
 
-def _emit_warnings(entries: dict) -> None:
-    messages = [m for e in entries.values() for m in e["warnings"]]
+def _emit_warnings(notes: dict) -> None:
+    """Warn once for what indexing noticed (`notes`: per slice, its warnings and odd mask values)."""
+    messages = [m for e in notes.values() for m in e.get("warnings", [])]
     if messages:
         extra = f" (and {len(messages) - 1} more like it)" if len(messages) > 1 else ""
         warnings.warn(messages[0] + extra, PoissonBlendWarning, stacklevel=3)
-    odd = sorted({v for e in entries.values() for v in e["odd_mask_values"]})
+    odd = sorted({v for e in notes.values() for v in e.get("odd_mask_values", [])})
     if odd:
         warnings.warn(f"masks contain values other than 0/1/255 ({odd[:5]}); "
                       "every value > 0 is taken as lesion", PoissonBlendWarning, stacklevel=3)

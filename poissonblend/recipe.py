@@ -177,10 +177,9 @@ class SamplingOptions:
 
 
 @lru_cache(maxsize=64)
-def _sources(dataset: Dataset, min_area: int) -> tuple[tuple[str, int], ...]:
-    """(source name, lesion index) of every lesion of at least `min_area` px."""
-    return tuple((s.name, les.index) for s in dataset.slices for les in s.lesions
-                 if les.area >= min_area)
+def _sources(dataset: Dataset, min_area: int) -> np.ndarray:
+    """Rows of ``dataset.lesion_table`` (lesions in slice-name order) of at least `min_area` px."""
+    return np.flatnonzero(dataset.lesion_table.area >= min_area)
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -247,12 +246,14 @@ def sample_recipe(dataset: Dataset, rng: np.random.Generator | int,
     """
     rng = np.random.default_rng(rng)
     sources = _sources(dataset, options.min_area)
-    if not sources:
+    if not len(sources):
         raise PlacementError(f"no lesion of at least {options.min_area} px in the dataset")
     if not dataset.target_names:
         raise PlacementError("no slice with brain tissue to place a lesion on")
+    table = dataset.lesion_table
     for _ in range(options.max_tries):
-        source, lesion = sources[rng.integers(len(sources))]
+        row = sources[rng.integers(len(sources))]
+        source, lesion = dataset.slices[table.slice_row[row]].name, int(table.index[row])
         target = dataset.target_names[rng.integers(len(dataset.target_names))]
         scale = float(rng.uniform(*options.scale_range))
         rotation = float(rng.uniform(*options.rotation_range))

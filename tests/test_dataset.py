@@ -24,7 +24,7 @@ def test_pairs_by_name_and_parses_case_ids(training_set):
     assert len(ds) == 12
     assert ds.case_ids == {"0000", "0001", "0002"}
     assert [s.name for s in ds.slices] == sorted(s.name for s in ds.slices)
-    assert len(ds.lesion_refs) == 6
+    assert len(ds.lesion_table) == 6
     info = ds.info("slice_0001_0002.png")
     assert (info.case_id, info.slice_index, info.shape) == ("0001", 2, (112, 112))
     image, lesion_mask, labels, brain = ds.load(info.name)
@@ -144,7 +144,7 @@ def test_odd_mask_values_warn_once(training_set):
 def test_index_cache_is_used_until_a_file_changes(training_set, cache_dir):
     input_dir, mask_dir = training_set
     first = open_dataset(input_dir, mask_dir)
-    assert list(cache_dir.glob("index-*.json"))
+    assert list(cache_dir.glob("index-*.npz"))
     # Same size and mtime, different bytes: the cached index is trusted (no re-decode).
     name = "slice_0002_0003.png"
     path = input_dir / name
@@ -158,6 +158,33 @@ def test_index_cache_is_used_until_a_file_changes(training_set, cache_dir):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     with pytest.raises(DatasetError, match=name):
         open_dataset(input_dir, mask_dir)
+
+
+def test_a_cached_index_gives_what_a_fresh_build_gives(training_set, cache_dir, tmp_path):
+    input_dir, mask_dir = training_set
+    m = np.zeros((112, 112), np.uint8)
+    m[40:44, 40:44] = 128  # an odd mask value: its warning must come back from the cache too
+    m[70:72, 20:23] = 255
+    cv2.imwrite(str(mask_dir / "slice_0000_0001.png"), m)
+    with pytest.warns(PoissonBlendWarning, match="other than 0/1/255"):
+        built = open_dataset(input_dir, mask_dir)
+    with pytest.warns(PoissonBlendWarning, match="other than 0/1/255"):
+        cached = open_dataset(input_dir, mask_dir)  # every row from the cache
+    # One file changes: its row is built again, the others come from the cache.
+    name = "slice_0002_0003.png"
+    os.utime(input_dir / name, ns=(0, (input_dir / name).stat().st_mtime_ns + 10**9))
+    with pytest.warns(PoissonBlendWarning, match="other than 0/1/255"):
+        partly = open_dataset(input_dir, mask_dir)
+    with pytest.warns(PoissonBlendWarning, match="other than 0/1/255"):
+        fresh = open_dataset(input_dir, mask_dir, cache_dir=tmp_path / "elsewhere")
+    for ds in (built, cached, partly):
+        assert ds.slices == fresh.slices
+        assert ds.identity == fresh.identity
+        assert np.array_equal(ds.lesion_table.area, fresh.lesion_table.area)
+    lesions = cached.info("slice_0000_0001.png").lesions
+    assert [(les.index, les.area, les.bbox_rc) for les in lesions] == [
+        (0, 16, (40, 40, 44, 44)), (1, 6, (70, 20, 72, 23))]
+    assert lesions == tuple(lesions) and len(lesions) == 2
 
 
 def test_parallel_index_build_matches_serial(tmp_path, cache_dir):

@@ -77,7 +77,7 @@ def test_open_dataset_indexes_it_with_lesions_on_most_slices(demo_set):
     assert len(without) >= 3            # brain but no lesion: valid targets
     for s in dataset.slices:
         assert len([les for les in s.lesions if les.area >= 10]) <= 3, s.name
-    assert len(dataset.lesion_refs) > len(with_lesions)   # multi-focal slices exist
+    assert len(dataset.lesion_table) > len(with_lesions)   # multi-focal slices exist
 
 
 def test_brain_size_follows_the_slice_axis_and_some_slices_are_black(demo_set):
