@@ -36,6 +36,7 @@ from poissonblend.dataset import Dataset, SliceInfo, open_dataset
 from poissonblend.demo import ensure_demo
 from poissonblend.errors import PoissonBlendError
 from poissonblend.io import atomic_write_bytes
+from poissonblend.lesions import label_lesions
 from poissonblend.placement import explain_spot, sample_spot, top_left_rc
 from poissonblend.recipe import Recipe, lesion_patch, placed_lesion_mask, render, valid_spots_for
 from poissonblend.store import REASONS, Candidate, Store, default_store_path
@@ -472,7 +473,7 @@ def compute_preview(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35,
     Raises the engine's errors (PlacementError, LesionError, DatasetError).
     """
     sample = render(dataset, recipe)
-    target, target_lesions, _, _ = dataset.load(recipe.target)
+    target, target_lesions, _ = dataset.load(recipe.target)
     zoom = overlay.fit_zoom(target.shape, display)
     return Preview(
         target=overlay.png_bytes(overlay.mask_overlay(target, target_lesions, None, opacity=0.0,
@@ -490,9 +491,9 @@ def compute_preview(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35,
 
 def compute_source(dataset: Dataset, name: str, highlight: int | None,
                    display: int = PREVIEW_PX) -> bytes:
-    image, _, labels, _ = dataset.load(name)
+    image, lesion_mask, _ = dataset.load(name)
     return overlay.png_bytes(overlay.lesion_outlines(
-        image, labels, highlight=highlight, zoom=overlay.fit_zoom(image.shape, display)))
+        image, label_lesions(lesion_mask)[0], highlight=highlight, zoom=overlay.fit_zoom(image.shape, display)))
 
 
 def placed_ghost(dataset: Dataset, recipe: Recipe) -> np.ndarray:
@@ -512,7 +513,7 @@ def placed_ghost(dataset: Dataset, recipe: Recipe) -> np.ndarray:
 def compute_target_click(dataset: Dataset, recipe: Recipe | None, target: str,
                          display: int = CLICK_PX) -> bytes:
     """The target with its lesions (blue), the lesion's footprint (orange) and the spot marker."""
-    image, lesions, _, _ = dataset.load(target)
+    image, lesions, _ = dataset.load(target)
     zoom = overlay.fit_zoom(image.shape, display)
     ghost = None
     if recipe is not None:
@@ -530,7 +531,7 @@ def compute_candidate(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35
                       display: int = PREVIEW_PX) -> dict:
     """Source (its lesion highlighted), target, result with overlay, close-up, as PNG bytes."""
     sample = render(dataset, recipe)
-    target, target_lesions, _, _ = dataset.load(recipe.target)
+    target, target_lesions, _ = dataset.load(recipe.target)
     zoom = overlay.fit_zoom(target.shape, display)
     return {
         "source": compute_source(dataset, recipe.source, recipe.lesion, display),
@@ -547,7 +548,7 @@ def compute_candidate(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35
 
 def compute_thumbnail(dataset: Dataset, recipe: Recipe, display: int = THUMB_PX) -> bytes:
     sample = render(dataset, recipe)
-    _, target_lesions, _, _ = dataset.load(recipe.target)
+    _, target_lesions, _ = dataset.load(recipe.target)
     zoom = overlay.fit_zoom(sample.image.shape, display)
     return overlay.png_bytes(overlay.mask_overlay(sample.image, target_lesions, sample.lesion_mask,
                                                   opacity=0.4, zoom=zoom))
@@ -561,7 +562,7 @@ def random_spot(dataset: Dataset, recipe: Recipe, draw: int) -> tuple[int, int]:
 
 def check_spot(dataset: Dataset, recipe: Recipe) -> None:
     """Raise PlacementError explaining why the recipe's spot is invalid (None if valid)."""
-    _, target_lesions, _, brain = dataset.load(recipe.target)
+    _, target_lesions, brain = dataset.load(recipe.target)
     explain_spot(placed_lesion_mask(lesion_patch(dataset, recipe)), brain, target_lesions,
                  recipe.x, recipe.y)
 

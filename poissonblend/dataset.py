@@ -280,16 +280,15 @@ class Dataset:
         except KeyError:
             raise DatasetError(f"{name}: no such slice in {self.input_dir}") from None
 
-    def load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Decode slice `name` once and keep it in memory.
 
         Returns
         -------
         image : (M, N) ndarray of uint8
         lesion_mask : (M, N) ndarray of bool
-            True where the mask is > 0.
-        labels : (M, N) ndarray of int32
-            Lesion labels (lesion ``k`` is ``k + 1``), as in :func:`label_lesions`.
+            True where the mask is > 0 (its lesions are ``self.info(name).lesions``;
+            :func:`~poissonblend.lesions.lesion_component` cuts out one of them).
         brain : (M, N) ndarray of bool
             The brain mask used for placement.
         """
@@ -319,7 +318,7 @@ class Dataset:
         finally:
             self._shared = previous
 
-    def decode(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def decode(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Read slice `name` from disk, uncached: the arrays :meth:`load` returns, writeable."""
         info = self.info(name)
         image = read_gray_png(self.input_dir / name)
@@ -332,11 +331,7 @@ class Dataset:
             lesion_mask = mask > 0
         else:  # the index says the mask is empty: no need to decode it
             lesion_mask = np.zeros(image.shape, bool)
-        if len(info.lesions) > 1:
-            labels, _ = label_lesions(mask)
-        else:  # zero or one component: no need to search for them
-            labels = lesion_mask.astype(np.int32)
-        return image, lesion_mask, labels, brain_mask(image)
+        return image, lesion_mask, brain_mask(image)
 
     def _remember(self, name: str, arrays: tuple) -> tuple:
         for a in arrays:
@@ -377,8 +372,8 @@ class SharedSlices:
         Every slice gets a place; pages of slices never asked for stay unused.
     """
 
-    #: Bytes per pixel: image (uint8), lesion mask (bool), labels (int32), brain (bool).
-    BYTES_PER_PX = 7
+    #: Bytes per pixel: image (uint8), lesion mask (bool), brain (bool).
+    BYTES_PER_PX = 3
     EMPTY, BUSY, READY = 0, 1, 2
 
     def __init__(self, dataset: Dataset):
@@ -403,13 +398,11 @@ class SharedSlices:
         """Size of the block for `dataset`, in bytes (its address space; memory as used)."""
         return cls._layout(dataset)[1]
 
-    def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         _, offset, shape = self._offsets[name]
         px = shape[0] * shape[1]
-        labels = np.frombuffer(self._block, np.int32, px, offset)  # first: 4-byte aligned
-        image, lesion_mask, brain = (np.frombuffer(self._block, dtype, px, offset + k * px)
-                                     for k, dtype in ((4, np.uint8), (5, np.bool_), (6, np.bool_)))
-        return tuple(a.reshape(shape) for a in (image, lesion_mask, labels, brain))
+        return tuple(np.frombuffer(self._block, dtype, px, offset + k * px).reshape(shape)
+                     for k, dtype in enumerate((np.uint8, np.bool_, np.bool_)))
 
     def _claim(self, k: int) -> int:
         """Slice `k`'s state; EMPTY means it is now ours (BUSY) to decode."""
@@ -423,7 +416,7 @@ class SharedSlices:
         with self._lock:
             self._state[k] = state
 
-    def load(self, dataset: Dataset, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def load(self, dataset: Dataset, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Slice `name` as :meth:`Dataset.load` returns it, decoded into the block if need be."""
         views = self._views.get(name)
         if views is not None:

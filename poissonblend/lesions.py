@@ -113,7 +113,45 @@ def _crop_reflect(image: np.ndarray, r0: int, c0: int, r1: int, c1: int) -> np.n
     return crop
 
 
-def extract_lesion(image: np.ndarray, labels: np.ndarray, lesion: LesionInfo,
+def lesion_component(mask: np.ndarray, lesion: LesionInfo) -> np.ndarray:
+    """One lesion's own pixels within its bounding box, labelling only that box.
+
+    Parameters
+    ----------
+    mask : (M, N) ndarray
+        The mask the lesion was found in (lesion where > 0).
+    lesion : LesionInfo
+        From :func:`label_lesions` on that mask, or from a dataset's index of it.
+
+    Returns
+    -------
+    (h, w) ndarray of bool
+        The rows and columns of ``lesion.bbox_rc``: True on the lesion; False on
+        background and on any other lesion that reaches into the box.
+
+    Raises
+    ------
+    LesionError
+        If no such lesion is in `mask` (say, the mask changed since it was indexed).
+
+    Notes
+    -----
+    The lesion lies whole inside its box, and it is the only component there
+    that touches all four sides: two 8-connected components cannot both do
+    so, as a top-to-bottom path of one would cross or touch a left-to-right
+    path of the other. So labelling the box alone finds it.
+    """
+    r0, c0, r1, c1 = lesion.bbox_rc
+    box = (mask[r0:r1, c0:c1] > 0).view(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(box, connectivity=8, ltype=cv2.CV_32S)
+    spans = np.flatnonzero((stats[1:] == (0, 0, c1 - c0, r1 - r0, lesion.area)).all(axis=1))
+    if len(spans) != 1:
+        raise LesionError(f"the mask holds no lesion of {lesion.area} px filling the box "
+                          f"{lesion.bbox_rc} (row0, col0, row1, col1)")
+    return labels == spans[0] + 1
+
+
+def extract_lesion(image: np.ndarray, mask: np.ndarray, lesion: LesionInfo,
                    *, pad: int) -> LesionPatch:
     """Cut one lesion out of a slice with `pad` pixels of texture on every side.
 
@@ -121,18 +159,18 @@ def extract_lesion(image: np.ndarray, labels: np.ndarray, lesion: LesionInfo,
     ----------
     image : (M, N) ndarray of uint8
         The source slice.
-    labels : (M, N) ndarray of int32
-        From :func:`label_lesions` on the source mask.
+    mask : (M, N) ndarray
+        Its mask, lesion where > 0 (the labels of :func:`label_lesions` do too).
     lesion : LesionInfo
-        Which component to cut.
+        Which component to cut (only its pixels, never a neighbour's).
     pad : int
         Pixels of surrounding texture to keep around the bounding box.
     """
     r0, c0, r1, c1 = lesion.bbox_rc
     img = _crop_reflect(image, r0 - pad, c0 - pad, r1 + pad, c1 + pad).astype(np.float32)
-    mask = np.zeros(img.shape, dtype=bool)
-    mask[pad:pad + r1 - r0, pad:pad + c1 - c0] = labels[r0:r1, c0:c1] == lesion.index + 1
-    return LesionPatch(img, mask, (pad, pad, pad + r1 - r0, pad + c1 - c0))
+    patch_mask = np.zeros(img.shape, dtype=bool)
+    patch_mask[pad:pad + r1 - r0, pad:pad + c1 - c0] = lesion_component(mask, lesion)
+    return LesionPatch(img, patch_mask, (pad, pad, pad + r1 - r0, pad + c1 - c0))
 
 
 def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from poissonblend.errors import LesionError
-from poissonblend.lesions import extract_lesion, label_lesions, transform_lesion
+from poissonblend.lesions import extract_lesion, label_lesions, lesion_component, transform_lesion
 
 
 @settings(max_examples=100, deadline=None)
@@ -23,6 +23,28 @@ def test_components_are_8_connected_in_raster_order(seed, rows, cols, density):
     assert np.array_equal(labels, expected)
     for les in lesions:
         assert les.area == int((labels == les.index + 1).sum())
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 30), cols=st.integers(1, 30),
+       density=st.floats(0.05, 0.95))
+def test_labelling_the_bbox_alone_finds_the_same_component(seed, rows, cols, density):
+    mask = (np.random.default_rng(seed).random((rows, cols)) < density).astype(np.uint8) * 255
+    labels, lesions = label_lesions(mask)
+    for les in lesions:
+        r0, c0, r1, c1 = les.bbox_rc
+        own = labels[r0:r1, c0:c1] == les.index + 1
+        assert np.array_equal(lesion_component(mask, les), own)
+        assert np.array_equal(lesion_component(mask > 0, les), own)  # a bool mask does too
+
+
+def test_a_lesion_no_longer_in_the_mask_is_an_error():
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:9, 5:9] = 255
+    (lesion,) = label_lesions(mask)[1]
+    mask[5, 5] = 0  # the mask changed after it was labelled
+    with pytest.raises(LesionError, match="no lesion of 16 px"):
+        lesion_component(mask, lesion)
 
 
 def test_patch_holds_only_its_own_component():
