@@ -473,7 +473,7 @@ def compute_preview(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35,
     Raises the engine's errors (PlacementError, LesionError, DatasetError).
     """
     sample = render(dataset, recipe)
-    target, target_lesions, _ = dataset.load(recipe.target)
+    target, target_lesions = dataset.load(recipe.target)
     zoom = overlay.fit_zoom(target.shape, display)
     return Preview(
         target=overlay.png_bytes(overlay.mask_overlay(target, target_lesions, None, opacity=0.0,
@@ -491,7 +491,7 @@ def compute_preview(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35,
 
 def compute_source(dataset: Dataset, name: str, highlight: int | None,
                    display: int = PREVIEW_PX) -> bytes:
-    image, lesion_mask, _ = dataset.load(name)
+    image, lesion_mask = dataset.load(name)
     return overlay.png_bytes(overlay.lesion_outlines(
         image, label_lesions(lesion_mask)[0], highlight=highlight, zoom=overlay.fit_zoom(image.shape, display)))
 
@@ -513,7 +513,7 @@ def placed_ghost(dataset: Dataset, recipe: Recipe) -> np.ndarray:
 def compute_target_click(dataset: Dataset, recipe: Recipe | None, target: str,
                          display: int = CLICK_PX) -> bytes:
     """The target with its lesions (blue), the lesion's footprint (orange) and the spot marker."""
-    image, lesions, _ = dataset.load(target)
+    image, lesions = dataset.load(target)
     zoom = overlay.fit_zoom(image.shape, display)
     ghost = None
     if recipe is not None:
@@ -531,7 +531,7 @@ def compute_candidate(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35
                       display: int = PREVIEW_PX) -> dict:
     """Source (its lesion highlighted), target, result with overlay, close-up, as PNG bytes."""
     sample = render(dataset, recipe)
-    target, target_lesions, _ = dataset.load(recipe.target)
+    target, target_lesions = dataset.load(recipe.target)
     zoom = overlay.fit_zoom(target.shape, display)
     return {
         "source": compute_source(dataset, recipe.source, recipe.lesion, display),
@@ -548,7 +548,7 @@ def compute_candidate(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35
 
 def compute_thumbnail(dataset: Dataset, recipe: Recipe, display: int = THUMB_PX) -> bytes:
     sample = render(dataset, recipe)
-    _, target_lesions, _ = dataset.load(recipe.target)
+    _, target_lesions = dataset.load(recipe.target)
     zoom = overlay.fit_zoom(sample.image.shape, display)
     return overlay.png_bytes(overlay.mask_overlay(sample.image, target_lesions, sample.lesion_mask,
                                                   opacity=0.4, zoom=zoom))
@@ -562,9 +562,9 @@ def random_spot(dataset: Dataset, recipe: Recipe, draw: int) -> tuple[int, int]:
 
 def check_spot(dataset: Dataset, recipe: Recipe) -> None:
     """Raise PlacementError explaining why the recipe's spot is invalid (None if valid)."""
-    _, target_lesions, brain = dataset.load(recipe.target)
-    explain_spot(placed_lesion_mask(lesion_patch(dataset, recipe)), brain, target_lesions,
-                 recipe.x, recipe.y)
+    _, target_lesions = dataset.load(recipe.target)
+    explain_spot(placed_lesion_mask(lesion_patch(dataset, recipe)), dataset.brain(recipe.target),
+                 target_lesions, recipe.x, recipe.y)
 
 
 def display_to_image(click: dict, shape: tuple[int, int]) -> tuple[int, int] | None:

@@ -233,11 +233,15 @@ def _index_entry_safe(paths: tuple[Path, Path]) -> dict | str:
         return str(exc)
 
 
+PIXELS, BRAIN = 0, 1
+"""The two parts of a loaded slice: its pixels (image and lesion mask) and its brain mask."""
+
+
 class Dataset:
     """A paired training set, opened and indexed.
 
-    Use :func:`open_dataset` to make one. Arrays returned by :meth:`load` are
-    cached and read-only.
+    Use :func:`open_dataset` to make one. Arrays returned by :meth:`load` and
+    :meth:`brain` are cached and read-only.
 
     Attributes
     ----------
@@ -255,8 +259,8 @@ class Dataset:
         self.mask_dir = mask_dir
         self.slices = slices
         self.lesion_table = lesion_table
-        self._by_name = {s.name: s for s in slices}
-        self._cache: OrderedDict[str, tuple] = OrderedDict()
+        self._row = {s.name: k for k, s in enumerate(slices)}
+        self._cache: OrderedDict[tuple[str, int], tuple] = OrderedDict()
         self._cache_bytes = 0
         self._shared: SharedSlices | None = None  # see shared_decoding
         self._lock = threading.Lock()
@@ -273,14 +277,18 @@ class Dataset:
         return (f"Dataset({str(self.input_dir)!r}, {str(self.mask_dir)!r}: "
                 f"{len(self.slices)} slices, {len(self.lesion_table)} lesions)")
 
-    def info(self, name: str) -> SliceInfo:
-        """The index entry of slice `name`; :class:`DatasetError` if there is none."""
+    def row(self, name: str) -> int:
+        """Position of slice `name` in :attr:`slices`; :class:`DatasetError` if there is none."""
         try:
-            return self._by_name[name]
+            return self._row[name]
         except KeyError:
             raise DatasetError(f"{name}: no such slice in {self.input_dir}") from None
 
-    def load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def info(self, name: str) -> SliceInfo:
+        """The index entry of slice `name`; :class:`DatasetError` if there is none."""
+        return self.slices[self.row(name)]
+
+    def load(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Decode slice `name` once and keep it in memory.
 
         Returns
@@ -289,21 +297,62 @@ class Dataset:
         lesion_mask : (M, N) ndarray of bool
             True where the mask is > 0 (its lesions are ``self.info(name).lesions``;
             :func:`~poissonblend.lesions.lesion_component` cuts out one of them).
-        brain : (M, N) ndarray of bool
-            The brain mask used for placement.
         """
+        return self._part(name, PIXELS)
+
+    def brain(self, name: str) -> np.ndarray:
+        """The brain mask of slice `name` that placement uses, (M, N) bool, made once.
+
+        Only targets need one, so it is made apart from :meth:`load`.
+        """
+        return self._part(name, BRAIN)[0]
+
+    def decode(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Read slice `name` from disk, uncached: the arrays :meth:`load` returns, writeable."""
+        info = self.info(name)
+        image = read_gray_png(self.input_dir / name)
+        if image.shape != tuple(info.shape):
+            raise DatasetError(f"{name}: the image changed shape since the dataset was opened")
+        if info.lesions:
+            mask = read_gray_png(self.mask_dir / name)
+            if mask.shape != image.shape:
+                raise DatasetError(f"{name}: the mask changed shape since the dataset was opened")
+            lesion_mask = mask > 0
+        else:  # the index says the mask is empty: no need to decode it
+            lesion_mask = np.zeros(image.shape, bool)
+        return image, lesion_mask
+
+    def _make_part(self, name: str, part: int) -> tuple[np.ndarray, ...]:
+        """Part `part` (:data:`PIXELS` or :data:`BRAIN`) of slice `name`, made afresh."""
+        return self.decode(name) if part == PIXELS else (brain_mask(self.load(name)[0]),)
+
+    def _part(self, name: str, part: int) -> tuple[np.ndarray, ...]:
         if self._shared is not None:
-            return self._shared.load(self, name)
+            return self._shared.get(self, name, part)
         with self._lock:
-            hit = self._cache.get(name)
+            hit = self._cache.get((name, part))
             if hit is not None:
-                self._cache.move_to_end(name)
+                self._cache.move_to_end((name, part))
                 return hit
-        return self._remember(name, self.decode(name))
+        return self._remember(name, part, self._make_part(name, part))
+
+    def _remember(self, name: str, part: int, arrays: tuple) -> tuple:
+        """Keep `arrays` (read-only from now on) as part `part` of slice `name`; return the kept ones."""
+        for a in arrays:
+            a.flags.writeable = False
+        key = (name, part)
+        with self._lock:  # the app shares one Dataset between sessions' threads
+            if key not in self._cache:
+                self._cache[key] = arrays
+                self._cache_bytes += sum(a.nbytes for a in arrays)
+            while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                self._cache_bytes -= sum(a.nbytes for a in old)
+            return self._cache[key]
 
     @contextlib.contextmanager
     def shared_decoding(self) -> Iterator[bool]:
-        """Inside this context, :meth:`load` decodes into a :class:`SharedSlices` memory block.
+        """Inside this context, :meth:`load` and :meth:`brain` fill a :class:`SharedSlices` block.
 
         Processes forked inside the context share the block: each slice is
         decoded once for all of them. Yields False (and changes nothing) if the
@@ -318,53 +367,28 @@ class Dataset:
         finally:
             self._shared = previous
 
-    def decode(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Read slice `name` from disk, uncached: the arrays :meth:`load` returns, writeable."""
-        info = self.info(name)
-        image = read_gray_png(self.input_dir / name)
-        if image.shape != tuple(info.shape):
-            raise DatasetError(f"{name}: the image changed shape since the dataset was opened")
-        if info.lesions:
-            mask = read_gray_png(self.mask_dir / name)
-            if mask.shape != image.shape:
-                raise DatasetError(f"{name}: the mask changed shape since the dataset was opened")
-            lesion_mask = mask > 0
-        else:  # the index says the mask is empty: no need to decode it
-            lesion_mask = np.zeros(image.shape, bool)
-        return image, lesion_mask, brain_mask(image)
-
-    def _remember(self, name: str, arrays: tuple) -> tuple:
-        for a in arrays:
-            a.flags.writeable = False
-        with self._lock:  # the app shares one Dataset between sessions' threads
-            if name not in self._cache:
-                self._cache[name] = arrays
-                self._cache_bytes += sum(a.nbytes for a in arrays)
-            while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
-                _, old = self._cache.popitem(last=False)
-                self._cache_bytes -= sum(a.nbytes for a in old)
-            return self._cache[name]
-
     def preload(self) -> None:
-        """Decode every slice now (before forking workers, say)."""
+        """Decode every slice and make its brain mask now."""
         for s in self.slices:
             self.load(s.name)
+            self.brain(s.name)
 
 
 class SharedSlices:
     """Decoded slices in one block of memory that forked processes share.
 
     Made by :meth:`Dataset.shared_decoding` before forking workers. From then
-    on, :meth:`Dataset.load` in any of the processes decodes a slice into
-    the block the first time one of them needs it; every process then reads it
-    from there (read-only views, outside the dataset's own size-limited cache).
-    Each slice is decoded once for all processes instead of once per process,
-    held once in memory, and only slices someone asks for are decoded.
+    on, :meth:`Dataset.load` and :meth:`Dataset.brain` in any of the processes
+    make a slice's part (pixels, or brain mask) into the block the first time
+    one of them needs it; every process then reads it from there (read-only
+    views, outside the dataset's own size-limited cache). Each part is made
+    once for all processes instead of once per process, held once in memory,
+    and only parts someone asks for are made.
 
-    A slice's state (empty, being decoded, ready) is read and set under one
-    lock, which also orders the decoded bytes before the "ready" mark on every
-    platform. A process that needs a slice another one is still decoding
-    decodes its own copy rather than wait.
+    A part's state (empty, being made, ready) is read and set under one lock,
+    which also orders the bytes before the "ready" mark on every platform. A
+    process that needs a part another one is still making makes its own copy
+    rather than wait.
 
     Parameters
     ----------
@@ -372,73 +396,72 @@ class SharedSlices:
         Every slice gets a place; pages of slices never asked for stay unused.
     """
 
-    #: Bytes per pixel: image (uint8), lesion mask (bool), brain (bool).
+    #: Bytes per pixel: image (uint8) and lesion mask (bool), then brain (bool).
     BYTES_PER_PX = 3
     EMPTY, BUSY, READY = 0, 1, 2
 
     def __init__(self, dataset: Dataset):
         self._offsets, size = self._layout(dataset)
         self._block = mmap.mmap(-1, max(size, 1))  # anonymous, MAP_SHARED: survives fork
-        self._state = np.frombuffer(self._block, np.uint8, len(dataset.slices), 0)
+        self._state = np.frombuffer(self._block, np.uint8, 2 * len(dataset.slices)).reshape(-1, 2)
         self._lock = multiprocessing.Lock()  # a semaphore: shared by forked processes
-        self._views: dict[str, tuple] = {}  # this process's views of ready slices
+        self._views: dict[tuple[int, int], tuple] = {}  # this process's views of ready parts
 
     @classmethod
-    def _layout(cls, dataset: Dataset) -> tuple[dict[str, tuple[int, int, tuple[int, int]]], int]:
-        """Per slice name (index, byte offset, shape), and the block's size in bytes."""
-        offsets = {}
-        offset = -(-len(dataset.slices) // 8) * 8  # one state byte per slice first, then the slices
-        for k, info in enumerate(dataset.slices):
-            offsets[info.name] = (k, offset, tuple(info.shape))
-            offset += -(-cls.BYTES_PER_PX * info.shape[0] * info.shape[1] // 8) * 8  # 8-byte aligned
-        return offsets, offset
+    def _layout(cls, dataset: Dataset) -> tuple[np.ndarray, int]:
+        """Byte offset of each slice, and the block's size in bytes."""
+        sizes = np.array([cls.BYTES_PER_PX * rows * cols for rows, cols in
+                          (s.shape for s in dataset.slices)], np.int64)
+        sizes = -(-sizes // 8) * 8  # each slice 8-byte aligned
+        first = -(-2 * len(sizes) // 8) * 8  # two state bytes per slice, then the slices
+        ends = first + np.cumsum(sizes)
+        return ends - sizes, int(ends[-1]) if len(ends) else first
 
     @classmethod
     def nbytes(cls, dataset: Dataset) -> int:
         """Size of the block for `dataset`, in bytes (its address space; memory as used)."""
         return cls._layout(dataset)[1]
 
-    def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        _, offset, shape = self._offsets[name]
+    def _arrays(self, k: int, part: int, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
         px = shape[0] * shape[1]
-        return tuple(np.frombuffer(self._block, dtype, px, offset + k * px).reshape(shape)
-                     for k, dtype in enumerate((np.uint8, np.bool_, np.bool_)))
+        offset = int(self._offsets[k])
+        kinds = ((0, np.uint8), (1, np.bool_)) if part == PIXELS else ((2, np.bool_),)
+        return tuple(np.frombuffer(self._block, dtype, px, offset + j * px).reshape(shape)
+                     for j, dtype in kinds)
 
-    def _claim(self, k: int) -> int:
-        """Slice `k`'s state; EMPTY means it is now ours (BUSY) to decode."""
+    def _claim(self, k: int, part: int) -> int:
+        """The part's state; EMPTY means it is now ours (BUSY) to make."""
         with self._lock:
-            state = int(self._state[k])
+            state = int(self._state[k, part])
             if state == self.EMPTY:
-                self._state[k] = self.BUSY
+                self._state[k, part] = self.BUSY
             return state
 
-    def _mark(self, k: int, state: int) -> None:
+    def _mark(self, k: int, part: int, state: int) -> None:
         with self._lock:
-            self._state[k] = state
+            self._state[k, part] = state
 
-    def load(self, dataset: Dataset, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Slice `name` as :meth:`Dataset.load` returns it, decoded into the block if need be."""
-        views = self._views.get(name)
+    def get(self, dataset: Dataset, name: str, part: int) -> tuple[np.ndarray, ...]:
+        """Part `part` of slice `name`, made into the block if need be."""
+        k = dataset.row(name)
+        views = self._views.get((k, part))
         if views is not None:
             return views
-        if name not in self._offsets:
-            dataset.info(name)  # raises DatasetError naming the slice
-        k = self._offsets[name][0]
-        state = self._claim(k)
-        if state == self.BUSY:  # another process is decoding it right now
-            return dataset._remember(name, dataset.decode(name))
+        state = self._claim(k, part)
+        if state == self.BUSY:  # another process is making it right now
+            return dataset._remember(name, part, dataset._make_part(name, part))
+        views = self._arrays(k, part, dataset.slices[k].shape)
         if state == self.EMPTY:
             try:
-                for view, array in zip(self._arrays(name), dataset.decode(name)):
+                for view, array in zip(views, dataset._make_part(name, part)):
                     view[...] = array
             except BaseException:
-                self._mark(k, self.EMPTY)
+                self._mark(k, part, self.EMPTY)
                 raise
-            self._mark(k, self.READY)
-        views = self._arrays(name)
+            self._mark(k, part, self.READY)
         for a in views:
             a.flags.writeable = False
-        self._views[name] = views
+        self._views[(k, part)] = views
         return views
 
 

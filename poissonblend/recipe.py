@@ -197,7 +197,7 @@ def _lesion_patch(dataset: Dataset, source: str, lesion: int, scale: float, rota
     info = dataset.info(source)
     if not 0 <= lesion < len(info.lesions):
         raise LesionError(f"{source} has {len(info.lesions)} lesion(s); there is no lesion {lesion}")
-    image, lesion_mask, _ = dataset.load(source)
+    image, lesion_mask = dataset.load(source)
     pad = margin + 1
     identity = scale == 1.0 and rotation % 360 == 0
     patch = extract_lesion(image, lesion_mask, info.lesions[lesion],
@@ -225,9 +225,9 @@ def placed_lesion_mask(patch: LesionPatch) -> np.ndarray:
 def valid_spots_for(dataset: Dataset, recipe: Recipe, *, avoid_lesions: bool = True,
                     min_brain_fraction: float = MIN_BRAIN_FRACTION) -> np.ndarray:
     """Valid (row, col) = (y, x) map for the recipe's lesion on its target (x, y ignored)."""
-    _, target_lesions, brain = dataset.load(recipe.target)
-    return valid_spots(placed_lesion_mask(lesion_patch(dataset, recipe)), brain,
-                       target_lesions if avoid_lesions else None,
+    lesion = placed_lesion_mask(lesion_patch(dataset, recipe))
+    _, target_lesions = dataset.load(recipe.target)
+    return valid_spots(lesion, dataset.brain(recipe.target), target_lesions if avoid_lesions else None,
                        min_brain_fraction=min_brain_fraction)
 
 
@@ -310,9 +310,10 @@ def render(dataset: Dataset, recipe: Recipe) -> Sample:
         If the lesion does not fit in the target at (x, y).
     """
     patch = lesion_patch(dataset, recipe)
-    target, target_lesions, brain = dataset.load(recipe.target)
+    target, target_lesions = dataset.load(recipe.target)
     result: Blend = blend(patch, target, target_lesions, center_xy=(recipe.x, recipe.y),
-                          mode=recipe.mode, margin=recipe.margin, brain=brain)
+                          mode=recipe.mode, margin=recipe.margin,
+                          brain=dataset.brain(recipe.target))
     return Sample(recipe, result.image, result.mask, result.lesion_mask, result.quality)
 
 

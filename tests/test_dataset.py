@@ -13,7 +13,7 @@ import pytest
 
 from conftest import brain_slice, make_training_set, write_slice
 from poissonblend import dataset as dataset_module
-from poissonblend.dataset import SharedSlices, open_dataset
+from poissonblend.dataset import PIXELS, SharedSlices, open_dataset
 from poissonblend.errors import DatasetError, PoissonBlendWarning
 from poissonblend.lesions import label_lesions
 from poissonblend.placement import brain_mask
@@ -27,9 +27,11 @@ def test_pairs_by_name_and_parses_case_ids(training_set):
     assert len(ds.lesion_table) == 6
     info = ds.info("slice_0001_0002.png")
     assert (info.case_id, info.slice_index, info.shape) == ("0001", 2, (112, 112))
-    image, lesion_mask, brain = ds.load(info.name)
+    image, lesion_mask = ds.load(info.name)
+    brain = ds.brain(info.name)
     assert lesion_mask.sum() == info.lesions[0].area
-    assert not image.flags.writeable and not lesion_mask.flags.writeable
+    assert np.array_equal(brain, brain_mask(image)) and brain.sum() == info.brain_area
+    assert not any(a.flags.writeable for a in (image, lesion_mask, brain))
 
 
 def test_junk_files_are_ignored_with_a_warning(training_set):
@@ -198,6 +200,7 @@ def test_parallel_index_build_matches_serial(tmp_path, cache_dir):
 def _load_all(dataset, names) -> None:
     for name in names:
         dataset.load(name)
+        dataset.brain(name)
 
 
 def test_slices_one_process_decoded_are_read_by_another_from_shared_memory(tmp_path, monkeypatch):
@@ -217,20 +220,25 @@ def test_slices_one_process_decoded_are_read_by_another_from_shared_memory(tmp_p
         child.start()
         child.join()
         assert child.exitcode == 0
-        # The child decoded every other slice into the block; here they are never decoded again.
-        decoded = []
+        # The child decoded every other slice into the block and made its brain mask; here
+        # they are never made again.
+        decoded, brains = [], []
         monkeypatch.setattr(dataset, "decode", lambda name: decoded.append(name) or real_decode(name))
+        monkeypatch.setattr(dataset_module, "brain_mask",
+                            lambda image: brains.append(image.shape) or brain_mask(image))
         monkeypatch.setattr(dataset_module, "CACHE_BYTES", 1)  # the block is not the dataset's cache
         for name in names:
             image = cv2.imread(str(input_dir / name), cv2.IMREAD_GRAYSCALE)
             mask = cv2.imread(str(mask_dir / name), cv2.IMREAD_GRAYSCALE)
             expected = (image, mask > 0, brain_mask(image))
-            got = dataset.load(name)
+            got = (*dataset.load(name), dataset.brain(name))
             for a, b in zip(got, expected):
                 assert a.dtype == b.dtype and np.array_equal(a, b), name
                 assert not a.flags.writeable
-            assert dataset.load(name) is got  # served from the block from now on
+            again = (*dataset.load(name), dataset.brain(name))
+            assert all(x is y for x, y in zip(again, got))  # served from the block from now on
         assert decoded == names[1::2]
+        assert len(brains) == len(names[1::2])
         assert len(label_lesions(dataset.load("slice_0009_0000.png")[1])[1]) == 3
         with pytest.raises(DatasetError, match="no such slice"):
             dataset.load("slice_9999_0000.png")
@@ -243,7 +251,7 @@ def test_a_slice_another_process_is_decoding_is_decoded_here_too(training_set, m
     expected = dataset.decode(name)
     with dataset.shared_decoding():
         block = dataset._shared
-        block._state[block._offsets[name][0]] = block.BUSY  # as while another process decodes it
+        block._state[dataset.row(name), PIXELS] = block.BUSY  # as while another process decodes it
         got = dataset.load(name)
         assert all(np.array_equal(a, b) for a, b in zip(got, expected))
         # A decode that fails leaves the slice free for the next try.
@@ -251,7 +259,7 @@ def test_a_slice_another_process_is_decoding_is_decoded_here_too(training_set, m
         monkeypatch.setattr(dataset, "decode", lambda name: 1 / 0)
         with pytest.raises(ZeroDivisionError):
             dataset.load(other)
-        assert block._state[block._offsets[other][0]] == block.EMPTY
+        assert block._state[dataset.row(other), PIXELS] == block.EMPTY
     assert SharedSlices.nbytes(dataset) >= 3 * 112 * 112 * len(dataset.slices)
 
 

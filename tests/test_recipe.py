@@ -37,7 +37,8 @@ def test_round_trip_renders_the_same_bytes(dataset, seed, options):
 def test_same_seed_same_recipe_and_valid_placement(dataset, seed):
     first = sample_recipe(dataset, sample_rng(seed, 3))
     assert first == sample_recipe(dataset, sample_rng(seed, 3))
-    _, target_lesions, brain = dataset.load(first.target)
+    _, target_lesions = dataset.load(first.target)
+    brain = dataset.brain(first.target)
     lesion = placed_lesion_mask(lesion_patch(dataset, first))
     explain_spot(lesion, brain, target_lesions, first.x, first.y)  # raises if invalid
     sample = render(dataset, first)
