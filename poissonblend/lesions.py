@@ -136,14 +136,18 @@ def lesion_component(mask: np.ndarray, lesion: LesionInfo) -> np.ndarray:
 
     Notes
     -----
-    The lesion lies whole inside its box, and it is the only component there
-    that touches all four sides: two 8-connected components cannot both do
-    so, as a top-to-bottom path of one would cross or touch a left-to-right
-    path of the other. So labelling the box alone finds it.
+    The lesion lies whole inside its box. If the box holds no other lesion
+    pixel, that is all; otherwise the lesion is the only component there that
+    touches all four sides: two 8-connected components cannot both do so, as a
+    top-to-bottom path of one would cross or touch a left-to-right path of the
+    other. So labelling the box alone finds it.
     """
     r0, c0, r1, c1 = lesion.bbox_rc
-    box = (mask[r0:r1, c0:c1] > 0).view(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(box, connectivity=8, ltype=cv2.CV_32S)
+    box = mask[r0:r1, c0:c1] > 0
+    if np.count_nonzero(box) == lesion.area:  # no other lesion reaches into the box
+        return box
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(box.view(np.uint8), connectivity=8,
+                                                           ltype=cv2.CV_32S)
     spans = np.flatnonzero((stats[1:] == (0, 0, c1 - c0, r1 - r0, lesion.area)).all(axis=1))
     if len(spans) != 1:
         raise LesionError(f"the mask holds no lesion of {lesion.area} px filling the box "
@@ -151,7 +155,7 @@ def lesion_component(mask: np.ndarray, lesion: LesionInfo) -> np.ndarray:
     return labels == spans[0] + 1
 
 
-def extract_lesion(image: np.ndarray, mask: np.ndarray, lesion: LesionInfo,
+def extract_lesion(image: np.ndarray, labels: np.ndarray, lesion: LesionInfo,
                    *, pad: int) -> LesionPatch:
     """Cut one lesion out of a slice with `pad` pixels of texture on every side.
 
@@ -159,18 +163,37 @@ def extract_lesion(image: np.ndarray, mask: np.ndarray, lesion: LesionInfo,
     ----------
     image : (M, N) ndarray of uint8
         The source slice.
-    mask : (M, N) ndarray
-        Its mask, lesion where > 0 (the labels of :func:`label_lesions` do too).
+    labels : (M, N) ndarray of int32
+        From :func:`label_lesions` on the source mask.
     lesion : LesionInfo
         Which component to cut (only its pixels, never a neighbour's).
     pad : int
         Pixels of surrounding texture to keep around the bounding box.
     """
     r0, c0, r1, c1 = lesion.bbox_rc
+    return cut_lesion(image, labels[r0:r1, c0:c1] == lesion.index + 1, lesion, pad=pad)
+
+
+def cut_lesion(image: np.ndarray, component: np.ndarray, lesion: LesionInfo,
+               *, pad: int) -> LesionPatch:
+    """:func:`extract_lesion` given the lesion's own pixels instead of a label image.
+
+    Parameters
+    ----------
+    image : (M, N) ndarray of uint8
+        The source slice.
+    component : (h, w) ndarray of bool
+        The lesion's pixels within ``lesion.bbox_rc``, as :func:`lesion_component` gives.
+    lesion : LesionInfo
+        The lesion (its bounding box places `component`).
+    pad : int
+        Pixels of surrounding texture to keep around the bounding box.
+    """
+    r0, c0, r1, c1 = lesion.bbox_rc
     img = _crop_reflect(image, r0 - pad, c0 - pad, r1 + pad, c1 + pad).astype(np.float32)
-    patch_mask = np.zeros(img.shape, dtype=bool)
-    patch_mask[pad:pad + r1 - r0, pad:pad + c1 - c0] = lesion_component(mask, lesion)
-    return LesionPatch(img, patch_mask, (pad, pad, pad + r1 - r0, pad + c1 - c0))
+    mask = np.zeros(img.shape, dtype=bool)
+    mask[pad:pad + r1 - r0, pad:pad + c1 - c0] = component
+    return LesionPatch(img, mask, (pad, pad, pad + r1 - r0, pad + c1 - c0))
 
 
 def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:

@@ -19,7 +19,7 @@ import numpy as np
 from .blend import Blend, Quality, blend, check_margin
 from .dataset import Dataset
 from .errors import LesionError, PlacementError, RecipeError
-from .lesions import LesionPatch, extract_lesion, transform_lesion
+from .lesions import LesionPatch, cut_lesion, lesion_component, transform_lesion
 from .placement import MIN_BRAIN_FRACTION, sample_spot, valid_spots
 from .poisson import MODES
 
@@ -198,10 +198,11 @@ def _lesion_patch(dataset: Dataset, source: str, lesion: int, scale: float, rota
     if not 0 <= lesion < len(info.lesions):
         raise LesionError(f"{source} has {len(info.lesions)} lesion(s); there is no lesion {lesion}")
     image, lesion_mask = dataset.load(source)
+    les = info.lesions[lesion]
     pad = margin + 1
     identity = scale == 1.0 and rotation % 360 == 0
-    patch = extract_lesion(image, lesion_mask, info.lesions[lesion],
-                           pad=pad if identity else pad + int(math.ceil(pad / scale)))
+    patch = cut_lesion(image, lesion_component(lesion_mask, les), les,
+                       pad=pad if identity else pad + int(math.ceil(pad / scale)))
     if not (identity and not flip_h and not flip_v):
         patch = transform_lesion(patch, scale=scale, rotation=rotation, flip_h=flip_h,
                                  flip_v=flip_v, pad=pad)

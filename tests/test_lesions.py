@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from poissonblend.errors import LesionError
-from poissonblend.lesions import extract_lesion, label_lesions, lesion_component, transform_lesion
+from poissonblend.lesions import (cut_lesion, extract_lesion, label_lesions, lesion_component,
+                                  transform_lesion)
 
 
 @settings(max_examples=100, deadline=None)
@@ -36,6 +37,13 @@ def test_labelling_the_bbox_alone_finds_the_same_component(seed, rows, cols, den
         own = labels[r0:r1, c0:c1] == les.index + 1
         assert np.array_equal(lesion_component(mask, les), own)
         assert np.array_equal(lesion_component(mask > 0, les), own)  # a bool mask does too
+    if lesions:  # the two ways to cut a lesion out give the same patch
+        image = np.random.default_rng(seed + 1).integers(0, 256, (rows, cols), np.uint8)
+        les = max(lesions, key=lambda les: les.area)
+        cut = cut_lesion(image, lesion_component(mask, les), les, pad=3)
+        extracted = extract_lesion(image, labels, les, pad=3)
+        assert np.array_equal(cut.image, extracted.image) and np.array_equal(cut.mask, extracted.mask)
+        assert cut.bbox_rc == extracted.bbox_rc
 
 
 def test_a_lesion_no_longer_in_the_mask_is_an_error():
