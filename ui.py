@@ -431,6 +431,14 @@ def slice_label(dataset: Dataset, name: str) -> str:
     return f"case {info.case_id} · slice {info.slice_index} · {lesions}"
 
 
+def slice_with_largest_lesion(dataset: Dataset, names: Sequence[str]) -> str:
+    """The first of `names` holding the largest lesion among them (from the index alone)."""
+    table = dataset.lesion_table
+    largest = np.zeros(len(dataset.slices), np.int64)
+    np.maximum.at(largest, table.slice_row, table.area)
+    return names[int(np.argmax(largest[[dataset.row(n) for n in names]]))]
+
+
 def largest_lesion(info: SliceInfo) -> int:
     return max(info.lesions, key=lambda les: les.area).index if info.lesions else 0
 
@@ -583,8 +591,8 @@ def display_to_image(click: dict, shape: tuple[int, int]) -> tuple[int, int] | N
 
 def size_histogram(original: Sequence[int], accepted: Sequence[int], bins: int = 12) -> dict:
     """Share of lesions per log-spaced area bin: {"area (px)": labels, "originals": …, "accepted": …}."""
-    both = [a for a in list(original) + list(accepted) if a > 0]
-    top = max(both) if both else 1
+    both = np.concatenate([np.asarray(original, float), np.asarray(accepted, float)])
+    top = int(both.max()) if both.size else 1
     edges = np.unique(np.round(np.geomspace(1, max(top, 2) + 1, bins + 1)).astype(int))
     labels = [f"{lo}–{hi - 1}" if hi - 1 > lo else f"{lo}" for lo, hi in zip(edges[:-1], edges[1:])]
 

@@ -76,8 +76,7 @@ with src_col:
         st.warning("No slice matches this search.")
         st.stop()
     if ss.get(ui.C_SOURCE) not in sources:
-        ss[ui.C_SOURCE] = max(sources, key=lambda n: max((les.area for les in ds.info(n).lesions),
-                                                         default=0))
+        ss[ui.C_SOURCE] = ui.slice_with_largest_lesion(ds, sources)
         on_source_change()
     ui.slice_selector(ds, "Source slice", ui.C_SOURCE, sources, prev_key=ui.C_SRC_PREV,
                       next_key=ui.C_SRC_NEXT, on_change=on_source_change)

@@ -32,7 +32,7 @@ with left:
     else:
         st.caption("No rejections yet.")
     st.markdown("**Lesion size: dataset lesions vs accepted samples** (share per area bin)")
-    hist = ui.size_histogram([les.area for s in ctx.dataset.slices for les in s.lesions],
+    hist = ui.size_histogram(ctx.dataset.lesion_table.area,
                              [int(c.quality.get("lesion_area", 0)) for c in accepted])
     st.bar_chart(hist, x="area (px)", y=["originals", "accepted"], stack=False, sort=False,
                  height=280, y_label="share of lesions")

@@ -457,6 +457,17 @@ def test_size_histogram_shares():
     assert hist["area (px)"][0] == "1" and hist["originals"][0] == 0.5
 
 
+def test_the_default_source_is_the_slice_with_the_largest_lesion(dataset_dirs):
+    ds = open_dataset(*dataset_dirs)
+    names = [s.name for s in ds.slices]
+
+    def largest(n: str) -> int:
+        return max((les.area for les in ds.info(n).lesions), default=0)
+
+    for among in (names, names[:5], names[::-1], [names[0]]):
+        assert ui.slice_with_largest_lesion(ds, among) == max(among, key=largest)
+
+
 # --------------------------------------------------------------------------- ISLES import
 
 def fake_isles(root: Path) -> Path:
