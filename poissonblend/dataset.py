@@ -618,7 +618,7 @@ def _read_index(path: Path) -> dict | None:
             if int(data["version"]) != INDEX_VERSION:
                 return None
             return {name: data[name] for name in _INDEX_COLUMNS}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: build again
         return None
 
 

@@ -189,6 +189,20 @@ def test_a_cached_index_gives_what_a_fresh_build_gives(training_set, cache_dir, 
     assert lesions == tuple(lesions) and len(lesions) == 2
 
 
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not really a zip", "half", "json"])
+def test_a_damaged_index_cache_is_built_again(training_set, cache_dir, damage):
+    first = open_dataset(*training_set)
+    (cache_file,) = cache_dir.glob("index-*.npz")
+    if damage == "half":
+        damage = cache_file.read_bytes()[: cache_file.stat().st_size // 2]
+    elif damage == "json":  # what version 1 stored, under the new name
+        damage = b'{"version": 1, "slices": {}}'
+    cache_file.write_bytes(damage)
+    again = open_dataset(*training_set)
+    assert again.slices == first.slices and again.identity == first.identity
+    assert np.load(cache_file)["names"].tolist() == [s.name for s in first.slices]  # rewritten
+
+
 def test_parallel_index_build_matches_serial(tmp_path, cache_dir):
     input_dir, mask_dir = make_training_set(tmp_path / "big", cases=50, slices=9, size=64)
     parallel = open_dataset(input_dir, mask_dir, workers=2, cache_dir=tmp_path / "c1")
