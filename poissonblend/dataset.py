@@ -31,30 +31,13 @@ import numpy as np
 from .errors import DatasetError, PoissonBlendWarning
 from .io import atomic_write_bytes, decode_gray_png, parse_slice_name, read_gray_png
 from .lesions import LesionInfo, label_lesions
+from .machine import memory_bytes, usable_cpus
 from .placement import brain_mask
 
 INDEX_VERSION = 2
 PARALLEL_MIN_SLICES = 400
 CACHE_BYTES = 512 * 2**20
 """Decoded slices each :class:`Dataset` keeps in memory (least recently used dropped first)."""
-
-
-CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
-"""Where a container's (or a batch job's) memory limit is, cgroup v2 then v1."""
-
-
-def memory_bytes() -> int | None:
-    """The RAM this process may use: the machine's, or its cgroup's limit if lower (None: unknown)."""
-    try:
-        limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - no sysconf (Windows)
-        limits = []
-    for path in CGROUP_LIMITS:
-        try:
-            limits.append(int(Path(path).read_text().strip()))
-        except (OSError, ValueError):  # no such file, or "max": no limit
-            continue
-    return min(limits) if limits else None
 
 
 SHARED_BYTES = max(CACHE_BYTES, min(4 * 2**30, (memory_bytes() or 0) // 4))
@@ -483,7 +466,7 @@ def open_dataset(input_dir: str | os.PathLike, mask_dir: str | os.PathLike, *,
         Where the lesion index is cached (default :func:`default_cache_dir`);
         if it cannot be written, the index is simply not cached.
     workers : int, optional
-        Processes used to index new files (default: all cores for large sets).
+        Processes used to index new files (default: :func:`usable_cpus`, for large sets).
     require_lesions : bool
         Raise if no slice has a lesion (augmentation needs at least one).
 
@@ -549,7 +532,7 @@ def _build_entries(names: list[str], input_dir: Path, mask_dir: Path,
                    workers: int | None) -> dict[str, dict]:
     """Index the pairs `names` afresh (in worker processes for many)."""
     jobs = [(input_dir / name, mask_dir / name) for name in names]
-    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    n_workers = workers if workers is not None else usable_cpus()
     if n_workers > 1 and len(jobs) >= PARALLEL_MIN_SLICES:
         from concurrent.futures import ProcessPoolExecutor  # only index builds need it
 

@@ -275,16 +275,3 @@ def test_a_slice_another_process_is_decoding_is_decoded_here_too(training_set, m
             dataset.load(other)
         assert block._state[dataset.row(other), PIXELS] == block.EMPTY
     assert SharedSlices.nbytes(dataset) >= 3 * 112 * 112 * len(dataset.slices)
-
-
-def test_usable_memory_is_the_lower_of_the_machine_and_its_cgroup_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(dataset_module, "CGROUP_LIMITS", ())
-    machine = dataset_module.memory_bytes()  # the physical RAM alone
-    assert machine is not None and machine > 2**28
-    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
-    v2.write_text("max\n")  # cgroup v2 without a limit
-    v1.write_text(f"{2**30}\n")  # a 1 GiB job
-    monkeypatch.setattr(dataset_module, "CGROUP_LIMITS", (str(v2), str(v1)))
-    assert dataset_module.memory_bytes() == min(machine, 2**30)
-    v1.write_text(f"{machine * 4}\n")  # a limit above the machine's RAM changes nothing
-    assert dataset_module.memory_bytes() == machine

@@ -13,6 +13,7 @@ import argparse
 
 from ..dataset import open_dataset
 from ..generate import generate
+from ..machine import usable_cpus
 from ._progress import progress_bar
 from ._sampling import add_sampling_arguments, sampling_options
 
@@ -25,16 +26,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, required=True, help="number of samples to draw (0: nothing)")
     p.add_argument("--seed", type=int, default=0, help="batch seed (default 0)")
     add_sampling_arguments(p)
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"worker processes (default: the CPUs this process may use, {usable_cpus()} "
+                        "here); the output is the same for any number")
     p.add_argument("--manifest", help="manifest CSV path (default OUT_INPUT_DIR/../poissonblend_manifest.csv)")
 
 
 def run(args: argparse.Namespace) -> int:
     options = sampling_options(args)
-    dataset = open_dataset(args.input_dir, args.mask_dir, workers=args.workers)
+    workers = usable_cpus() if args.workers is None else args.workers
+    dataset = open_dataset(args.input_dir, args.mask_dir, workers=workers)
     with progress_bar("generate", "sample") as progress:
         summary = generate(dataset, args.out_input_dir, args.out_mask_dir, count=args.count,
-                           seed=args.seed, options=options, workers=args.workers,
+                           seed=args.seed, options=options, workers=workers,
                            manifest=args.manifest,
                            progress=progress)
     print(summary)

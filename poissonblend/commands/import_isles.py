@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 
 from ..isles import MODALITIES, import_isles
+from ..machine import usable_cpus
 from ._progress import progress_bar
 
 
@@ -64,15 +65,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="fail on a case without the chosen modality or mask instead "
                              "of skipping it with a warning")
-    parser.add_argument("--workers", type=_positive_int, default=1, metavar="K",
-                        help="cases imported in parallel processes (default: 1)")
+    parser.add_argument("--workers", type=_positive_int, default=None, metavar="K",
+                        help="cases imported in parallel processes (default: the CPUs this "
+                             f"process may use, {usable_cpus()} here)")
 
 
 def run(args: argparse.Namespace) -> int:
     with progress_bar("import-isles", "case") as progress:
         summary = import_isles(
             args.root, args.out, modality=args.modality, cases=args.cases,
-            skip_empty=args.skip_empty, strict=args.strict, workers=args.workers,
+            skip_empty=args.skip_empty, strict=args.strict,
+            workers=usable_cpus() if args.workers is None else args.workers,
             progress=progress)
     print(summary.summary_line())
     return 0
