@@ -27,6 +27,7 @@ import cv2
 from .dataset import Dataset
 from .errors import OutputError, PoissonBlendWarning
 from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
+from .machine import usable_cpus
 from .output import (MANIFEST_NAME, folder_lock, manifest_row, prepare_output_dirs,
                      sample_paths, write_manifest, write_sample)
 from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng
@@ -146,7 +147,7 @@ def _chunks(items: Sequence, size: int = CHUNK) -> list[Sequence]:
 
 def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike,
              *, count: int, seed: int = 0, options: SamplingOptions = SamplingOptions(),
-             workers: int = 1, manifest: str | os.PathLike | None = None,
+             workers: int | None = 1, manifest: str | os.PathLike | None = None,
              progress: Progress | None = None) -> GenerateSummary:
     """Write `count` random samples as single-slice cases ``slice_<case_id>_0000.png``.
 
@@ -162,8 +163,11 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
         Batch seed; the same seed gives the same recipes, names and bytes.
     options : SamplingOptions
         Mode, transforms, margin, placement rules.
-    workers : int
-        Processes rendering and writing in parallel.
+    workers : int or None
+        Processes rendering and writing in parallel; the output is the same for
+        any number. None: every CPU this process may use
+        (:func:`~poissonblend.machine.usable_cpus`), or one where processes
+        cannot be forked (Windows).
     manifest : path, optional
         CSV of provenance and quality (default ``out_input_dir/../poissonblend_manifest.csv``);
         rows for cases already listed there are kept.
@@ -182,7 +186,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
     """
     if count < 0:
         raise OutputError(f"count {count} must be >= 0")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise OutputError(f"workers {workers} must be >= 1")
     out_i, out_m = prepare_output_dirs(out_input_dir, out_mask_dir, create=count > 0,
                                        forbidden=(dataset.input_dir, dataset.mask_dir))
@@ -200,12 +204,15 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
 
 
 def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: int,
-              options: SamplingOptions, workers: int,
+              options: SamplingOptions, workers: int | None,
               progress: Progress | None) -> list[tuple[int, Recipe, str, str, dict]]:
     """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make)."""
     present = set(os.listdir(out_i)) | set(os.listdir(out_m))
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    if workers is None:
+        workers = usable_cpus() if can_fork else 1
     n_workers = min(workers, max(1, count // CHUNK))
-    if n_workers > 1 and "fork" not in multiprocessing.get_all_start_methods():
+    if n_workers > 1 and not can_fork:
         warnings.warn(f"{n_workers} workers need the 'fork' start method, which this system "
                       "lacks (Windows); generating in one process", PoissonBlendWarning, stacklevel=3)
         n_workers = 1

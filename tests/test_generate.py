@@ -13,6 +13,7 @@ import subprocess
 import sys
 import termios
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -255,6 +256,13 @@ def test_without_fork_two_workers_fall_back_to_one_process_with_a_warning(traini
         generate(open_dataset(*training_set), tmp_path / "i", tmp_path / "m", count=64, seed=2,
                  workers=2)
     assert ({p.name: p.read_bytes() for p in (tmp_path / "i").iterdir()}
+            == {p.name: p.read_bytes() for p in (reference / "i").iterdir()})
+    # Not asking for a number (the command line's default) is one quiet process there.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        generate(open_dataset(*training_set), tmp_path / "i2", tmp_path / "m2", count=64, seed=2,
+                 workers=None)
+    assert ({p.name: p.read_bytes() for p in (tmp_path / "i2").iterdir()}
             == {p.name: p.read_bytes() for p in (reference / "i").iterdir()})
 
 

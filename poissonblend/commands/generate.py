@@ -34,11 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = sampling_options(args)
-    workers = usable_cpus() if args.workers is None else args.workers
-    dataset = open_dataset(args.input_dir, args.mask_dir, workers=workers)
+    dataset = open_dataset(args.input_dir, args.mask_dir, workers=args.workers)
     with progress_bar("generate", "sample") as progress:
         summary = generate(dataset, args.out_input_dir, args.out_mask_dir, count=args.count,
-                           seed=args.seed, options=options, workers=workers,
+                           seed=args.seed, options=options, workers=args.workers,
                            manifest=args.manifest,
                            progress=progress)
     print(summary)
