@@ -705,14 +705,27 @@ def import_isles(root: str | os.PathLike, out_dir: str | os.PathLike, *,
                 progress(len(results), total)
     else:
         pool = ProcessPoolExecutor(max_workers=min(workers, total))
+        failed = total  # position of the earliest case known to have failed
         try:
             futures = [pool.submit(import_case, case, out_dir, skip_empty=skip_empty)
                        for case in todo]
+            position = {future: k for k, future in enumerate(futures)}
             for future in as_completed(futures):
+                if future.cancelled():
+                    continue
+                if future.exception() is not None:
+                    # Cases after it are not started; those before it still run, so the error
+                    # reported is always the first case's in order, whatever the timing.
+                    failed = min(failed, position[future])
+                    for later in futures[failed + 1:]:
+                        later.cancel()
+                    continue
                 results.append(future.result())
                 if progress is not None:
                     progress(len(results), total)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        if failed < total:
+            raise futures[failed].exception()
     results.sort(key=lambda c: c.case_id)
     return ImportSummary(out_dir, tuple(results), tuple(skipped))
