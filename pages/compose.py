@@ -79,7 +79,7 @@ with src_col:
         ss[ui.C_SOURCE] = ui.slice_with_largest_lesion(ds, sources)
         on_source_change()
     ui.slice_selector(ds, "Source slice", ui.C_SOURCE, sources, prev_key=ui.C_SRC_PREV,
-                      next_key=ui.C_SRC_NEXT, on_change=on_source_change)
+                      next_key=ui.C_SRC_NEXT, case_key=ui.C_SRC_CASE, on_change=on_source_change)
     lesions = ds.info(ss[ui.C_SOURCE]).lesions
     if not lesions:
         st.warning("This slice has no lesion to take; choose another source.")
@@ -101,7 +101,7 @@ with tgt_col:
         ss[ui.C_TARGET] = max(others or targets, key=lambda n: ds.info(n).brain_area)
         on_target_change()
     ui.slice_selector(ds, "Target slice", ui.C_TARGET, targets, prev_key=ui.C_TGT_PREV,
-                      next_key=ui.C_TGT_NEXT, on_change=on_target_change)
+                      next_key=ui.C_TGT_NEXT, case_key=ui.C_TGT_CASE, on_change=on_target_change)
     st.caption("Click the target image to place the lesion's centre there.")
 
 

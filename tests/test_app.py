@@ -227,6 +227,34 @@ def test_only_lesion_filter_and_search(app: AppTest):
     assert app.session_state[ui.C_SOURCE] == "slice_0009_0000.png"
 
 
+def test_many_slices_are_picked_by_case_then_slice(app: AppTest, monkeypatch):
+    monkeypatch.setattr(ui, "MAX_LISTED_SLICES", 5)  # as with an ISLES-sized set
+    run(app.toggle(key=ui.C_SRC_ONLY_LESIONS).set_value(False))  # 13 sources: above 5
+
+    def case_of(name: str) -> str:
+        return name.split("_")[1]
+
+    case = app.selectbox(key=ui.C_SRC_CASE)
+    assert list(case.options) == ["0000", "0001", "0002", "0009"]
+    assert case.value == case_of(app.session_state[ui.C_SOURCE])
+    # Another case: the source moves to its first slice; the slice picker lists that case only.
+    run(case.set_value("0001"))
+    assert app.session_state[ui.C_SOURCE] == "slice_0001_0000.png"
+    slices = app.selectbox(key=ui.C_SOURCE).options
+    # (the case is in the picker above, so the labels leave it out)
+    assert slices == ["slice 0 · 1 lesion", "slice 1 · 0 lesions", "slice 2 · 1 lesion",
+                      "slice 3 · 0 lesions"]
+    # ... and the lesion choice follows the source.
+    run(app.selectbox(key=ui.C_SRC_CASE).set_value("0009"))
+    assert app.session_state[ui.C_SOURCE] == "slice_0009_0000.png"
+    assert app.radio(key=ui.C_LESION).value == 0 and len(app.radio(key=ui.C_LESION).options) == 2
+    # ◀ from a case's first slice steps into the previous case; the case picker follows.
+    run(app.button(key=ui.C_SRC_PREV).click())
+    assert app.session_state[ui.C_SOURCE] == "slice_0002_0003.png"
+    assert app.selectbox(key=ui.C_SRC_CASE).value == "0002"
+    assert len(app.selectbox(key=ui.C_SOURCE).options) == 4
+
+
 def test_lesion_choice_changes_preview(app: AppTest, dataset_dirs):
     run(app.selectbox(key=ui.C_SOURCE).set_value("slice_0009_0000.png"))
     assert app.radio(key=ui.C_LESION).value == 0  # the largest lesion first
