@@ -198,7 +198,7 @@ def _index_entry(image_path: Path, mask_path: Path) -> dict:
     _, lesions = label_lesions(mask)
     digest = hashlib.blake2b(image_bytes.tobytes(), digest_size=12)
     digest.update(mask_bytes.tobytes())
-    values = np.unique(mask)
+    values = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))  # grey levels present
     return {
         "shape": list(image.shape),
         "lesions": [les.to_dict() for les in lesions],

@@ -60,7 +60,9 @@ def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, list[LesionInfo]]:
     lesions : list of LesionInfo
         In raster order of each component's first pixel.
     """
-    binary = (mask > 0).astype(np.uint8)
+    binary = (mask > 0).view(np.uint8)
+    if not binary.any():  # most slices of a real set: nothing to label
+        return np.zeros(mask.shape, np.int32), []
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(
         binary, connectivity=8, ltype=cv2.CV_32S)
     # OpenCV's numbering depends on its algorithm; renumber by the raster position
