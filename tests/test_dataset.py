@@ -13,7 +13,7 @@ import pytest
 
 from conftest import brain_slice, make_training_set, write_slice
 from poissonblend import dataset as dataset_module
-from poissonblend.dataset import PIXELS, SharedSlices, open_dataset
+from poissonblend.dataset import BRAIN, PIXELS, SharedSlices, open_dataset
 from poissonblend.errors import DatasetError, PoissonBlendWarning
 from poissonblend.lesions import label_lesions
 from poissonblend.placement import brain_mask
@@ -266,8 +266,11 @@ def test_a_slice_another_process_is_decoding_is_decoded_here_too(training_set, m
     with dataset.shared_decoding():
         block = dataset._shared
         block._state[dataset.row(name), PIXELS] = block.BUSY  # as while another process decodes it
+        block._state[dataset.row(name), BRAIN] = block.BUSY
         got = dataset.load(name)
         assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+        assert np.array_equal(dataset.brain(name), brain_mask(expected[0]))
+        assert block._state[dataset.row(name), BRAIN] == block.BUSY  # not taken from the other
         # A decode that fails leaves the slice free for the next try.
         other = dataset.slices[1].name
         monkeypatch.setattr(dataset, "decode", lambda name: 1 / 0)
