@@ -456,7 +456,7 @@ def slice_selector(dataset: Dataset, label: str, key: str, names: Sequence[str],
 
 
 def slice_label(dataset: Dataset, name: str, *, with_case: bool = True) -> str:
-    """``slice_0003_0012.png — case 0003 · slice 12 · 2 lesions``; ``slice 12 · 2 lesions`` without the case."""
+    """``slice_0003_0012.png — case 0003 · slice 12 · 2 lesions``, or ``slice 12 · 2 lesions``."""
     info = dataset.info(name)
     lesions = f"{len(info.lesions)} lesion{'s' if len(info.lesions) != 1 else ''}"
     if not with_case:

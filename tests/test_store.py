@@ -14,9 +14,9 @@ from conftest import TEST_SEEDS, make_training_set
 from poissonblend.dataset import open_dataset
 from poissonblend.errors import DatasetError, LesionError, StoreError
 from poissonblend.recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng
-from poissonblend.store import (CLEARED, DECISIONS, REASONS, SCHEMA_VERSION, STATES, Candidate,
-                                DecisionRecord, Store, default_store_path, migrate, sample_digest,
-                                schema_version)
+from poissonblend.store import (CLEARED, DECISIONS, QUEUE_GROUP, REASONS, SCHEMA_VERSION, STATES,
+                                Candidate, DecisionRecord, Store, default_store_path, migrate,
+                                sample_digest, schema_version)
 
 
 @pytest.fixture
@@ -166,6 +166,23 @@ def test_queue_again_adds_nothing_twice_and_start_extends_a_batch(store):
     store.queue(2, 4, batch="manual")
     assert store.batches() == ["seed-3", "manual"]
     assert {c.batch for c in store.candidates(batch="manual")} == {"manual"}
+
+
+def test_an_interrupted_queue_keeps_its_committed_groups_and_a_rerun_adds_the_rest(store, tmp_path,
+                                                                                 dataset):
+    def stop_in_the_second_group(done: int, total: int) -> None:
+        if done == QUEUE_GROUP + 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.queue(2 * QUEUE_GROUP + 5, 9, progress=stop_in_the_second_group)
+    kept = store.candidates()
+    assert [c.sample_index for c in kept] == list(range(QUEUE_GROUP))  # the first group, whole
+    done = store.queue(2 * QUEUE_GROUP + 5, 9)
+    assert [c.id for c in done[:QUEUE_GROUP]] == [c.id for c in kept]
+    assert store.counts()["total"] == len({c.id for c in done})
+    fresh = Store.open(tmp_path / "fresh.db", dataset).queue(2 * QUEUE_GROUP + 5, 9)
+    assert [c.recipe for c in done] == [c.recipe for c in fresh]  # as if never interrupted
 
 
 def test_queue_invalid_inputs(store):
