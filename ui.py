@@ -438,12 +438,12 @@ def slice_selector(dataset: Dataset, label: str, key: str, names: Sequence[str],
     many = len(names) > MAX_LISTED_SLICES
     if many:
         b1, case_col, sel, b2 = st.columns([1, 3, 5, 1], vertical_alignment="bottom")
+        cases = [dataset.info(n).case_id for n in names]
         current = dataset.info(st.session_state[key]).case_id
         st.session_state[case_key] = current  # ◀ ▶ may have moved to another case
-        case_col.selectbox("Case", list(dict.fromkeys(dataset.info(n).case_id for n in names)),
-                           key=case_key, on_change=_pick_case,
+        case_col.selectbox("Case", list(dict.fromkeys(cases)), key=case_key, on_change=_pick_case,
                            args=(dataset, key, names, case_key, on_change))
-        listed = [n for n in names if dataset.info(n).case_id == current]
+        listed = [n for n, case in zip(names, cases) if case == current]
     else:
         b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
         listed = names
