@@ -32,6 +32,7 @@ CLOSE = "g_close"
 ONE_ACCEPT, ONE_REJECT = "g_one_accept", "g_one_reject"
 ONE_SKIP, ONE_UNDO = "g_one_skip", "g_one_undo"
 SELECT_PAGE, CLEAR = "g_select_page", "g_clear"
+VIEWER = widgets.ViewerKeys(target="g_show_target", layers="g_layers", flip="g_flip")
 
 ctx = context.context()
 store = ctx.store
@@ -39,6 +40,7 @@ ss = st.session_state
 context.page_state(ctx, "g", {
     STATE: ALL, BATCH: ALL, REASON: ALL, ORDER: "created", PAGE: 1, PAGER_GEN: 0, SELECTED: set(),
     OPENED: None, BULK_REASON: widgets.NO_REASON, ONE_REASON: widgets.NO_REASON, FLASH: None,
+    **VIEWER.defaults(),
 }, per_dataset=(OPENED, SELECTED, PAGE))
 
 
@@ -135,7 +137,7 @@ if ss[OPENED] is not None:
             b[4].button("Clear decision", key=ONE_UNDO, icon=":material/undo:",
                         on_click=decide_opened, args=(opened.id, None), width="stretch",
                         disabled=opened.state == "undecided")
-            widgets.candidate_view(ctx, opened)
+            widgets.candidate_viewer(ctx, opened, VIEWER)
 
 # ---------------------------------------------------------------- selection + bulk actions
 page_count = max(1, -(-len(shown) // PER_PAGE))

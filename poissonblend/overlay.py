@@ -194,20 +194,25 @@ def draw_marker(rgb: np.ndarray, x: int, y: int, *, zoom: int = 1,
 
 
 def neighbourhood(bbox_rc: tuple[int, int, int, int], shape: tuple[int, int], *, pad: int = 12,
-                  min_size: int = 32) -> tuple[slice, slice]:
+                  min_size: int = 32, max_size: int | None = None) -> tuple[slice, slice]:
     """Row and column slices of a window around a bbox, at least `min_size` px, inside `shape`.
 
-    Returns ``(rows, cols)``, usable as ``image[rows, cols]``.
+    With `max_size`, a side that would be longer is cut to `max_size` px centred on the
+    bbox's centre (so a close-up of a large lesion keeps its zoom). Returns ``(rows, cols)``,
+    usable as ``image[rows, cols]``.
     """
     r0, c0, r1, c1 = (int(v) for v in bbox_rc)
     rows, cols = int(shape[0]), int(shape[1])
     out = []
     for lo, hi, n in ((r0, r1, rows), (c0, c1, cols)):
+        centre = (lo + hi) // 2
         lo, hi = lo - pad, hi + pad
         short = min_size - (hi - lo)
         if short > 0:
             lo -= short // 2
             hi += short - short // 2
+        if max_size is not None and hi - lo > max_size:
+            lo, hi = centre - max_size // 2, centre - max_size // 2 + max_size
         size = min(hi - lo, n)
         lo = min(max(lo, 0), n - size)
         out.append(slice(lo, lo + size))

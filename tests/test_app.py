@@ -380,6 +380,63 @@ def test_review_queue_decide_undo(app: AppTest, dataset_dirs, db_path):
     assert store.get(first + 1).state == "undecided"
 
 
+def captions(at: AppTest) -> list[str]:
+    return [i.proto.imgs[0].caption for i in at.image]
+
+
+def test_review_shows_the_clean_result_large_and_flips_to_the_target(app: AppTest, dataset_dirs,
+                                                                     db_path):
+    queue(app, 2)
+    with pytest.raises(KeyError):
+        app.number_input(key="r_queue_n")  # the queue panel closed once candidates were queued
+    first = store_of(dataset_dirs, db_path).next_undecided()
+    assert captions(app)[:3] == [f"Result · candidate #{first.id}", "Close-up (4× or more)",
+                                 f"Source · lesion {first.recipe.lesion} outlined"]
+    assert app.get("button_group")[0].value == []  # overlay, outline, difference: all off
+    sample = store_of(dataset_dirs, db_path).render(first)
+    result = cv2.imdecode(np.frombuffer(pictures.compute_candidate_picture(
+        open_dataset(*dataset_dirs), first.recipe), np.uint8), cv2.IMREAD_UNCHANGED)
+    zoom = result.shape[0] // sample.image.shape[0]
+    assert result.ndim == 2 and np.array_equal(result[::zoom, ::zoom], sample.image)  # clean
+    clean = image_urls(app)[0]
+    run(app.button(key="r_flip").click())  # T
+    assert captions(app)[0] == f"Target before the blend · candidate #{first.id}"
+    run(app.button(key="r_flip").click())
+    assert captions(app)[0] == f"Result · candidate #{first.id}" and image_urls(app)[0] == clean
+    run(app.get("button_group")[0].set_value(["outline"]))
+    assert captions(app)[0] == f"Result · candidate #{first.id}" and image_urls(app)[0] != clean
+    run(app.get("button_group")[0].set_value(["difference"]))
+    assert captions(app)[0] == f"Difference |result − target| · candidate #{first.id}"
+    # the next candidate starts on its clean result again after a decision... with the layers kept
+    run(app.get("button_group")[0].set_value([]))
+    run(app.button(key="r_flip").click())
+    run(app.button(key="r_accept").click())
+    assert captions(app)[0].startswith("Result · candidate #")
+
+
+@pytest.mark.parametrize("view", ["result", "target", "difference"])
+@pytest.mark.parametrize("layers", [(False, False), (True, False), (False, True), (True, True)])
+def test_close_up_is_at_least_4x_nearest_neighbour(dataset_dirs, view, layers):
+    ds = open_dataset(*dataset_dirs)
+    store = Store.open(None, ds)
+    for c in store.queue(4, 7):
+        png = pictures.compute_candidate_picture(ds, c.recipe, view=view, overlay_masks=layers[0],
+                                                 outline=layers[1], close_up=True)
+        close = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert close.shape[0] <= pictures.CLOSE_UP_PX and close.shape[1] <= pictures.CLOSE_UP_PX
+        if any(layers) and view != "difference":
+            continue  # outlines are drawn across pixel blocks
+
+        def made_of_blocks(z: int) -> bool:
+            if close.shape[0] % z or close.shape[1] % z:
+                return False
+            grid = close.reshape(close.shape[0] // z, z, close.shape[1] // z, z, -1)
+            return bool((grid == grid[:, :1, :, :1]).all())
+
+        zooms = [z for z in range(2, 13) if made_of_blocks(z)]
+        assert zooms and max(zooms) >= pictures.CLOSE_UP_ZOOM  # every slice pixel a >= 4 x 4 block
+
+
 def test_review_undo_after_restart_uses_the_store(app: AppTest, dataset_dirs, db_path, tmp_path):
     queue(app, 3)
     run(app.button(key="r_accept").click())
@@ -398,9 +455,9 @@ def test_review_orders_by_score(app: AppTest, dataset_dirs, db_path):
     store = store_of(dataset_dirs, db_path)
     worst = min(store.candidates(), key=lambda c: (c.score, c.id))
     best = max(store.candidates(), key=lambda c: (c.score, -c.id))
-    run(app.button_group(key="r_order").set_value("score_asc"))
+    run(app.selectbox(key="r_order").set_value("score_asc"))
     assert any(f"Candidate #{worst.id} " in m.value for m in app.markdown)
-    run(app.button_group(key="r_order").set_value("score_desc"))
+    run(app.selectbox(key="r_order").set_value("score_desc"))
     assert any(f"Candidate #{best.id} " in m.value for m in app.markdown)
 
 
@@ -456,7 +513,7 @@ def test_gallery_filters_bulk_and_open(app: AppTest, dataset_dirs, db_path):
     assert (store.get(ids[0]).state, store.get(ids[0]).reason) == ("rejected", "intensity mismatch")
     run(app.button_group(key="g_state").set_value("all"))
     run(app.selectbox(key="g_reason").set_value("intensity mismatch"))
-    assert len(app.image) == 1 + 4  # the opened candidate's views (4) + one thumbnail
+    assert len(app.image) == 3 + 1  # the opened candidate's pictures (3) + one thumbnail
 
 
 # --------------------------------------------------------------------------- export

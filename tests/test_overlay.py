@@ -167,6 +167,21 @@ def test_neighbourhood_contains_bbox_and_fits(r0, c0, h, w, pad, min_size):
     assert cols.stop - cols.start >= min(min_size, 80)
 
 
+@given(st.integers(0, 60), st.integers(0, 70), st.integers(1, 64), st.integers(1, 80),
+       st.integers(8, 48))
+@settings(max_examples=80, deadline=None)
+def test_neighbourhood_max_size_keeps_the_centre(r0, c0, h, w, max_size):
+    shape = (64, 80)
+    r1, c1 = min(r0 + h, 64), min(c0 + w, 80)
+    rows, cols = overlay.neighbourhood((r0, c0, r1, c1), shape, pad=6, min_size=8, max_size=max_size)
+    for window, lo, hi, n in ((rows, r0, r1, 64), (cols, c0, c1, 80)):
+        assert 0 <= window.start and window.stop <= n
+        assert window.stop - window.start <= max_size
+        assert window.start <= (lo + hi) // 2 < window.stop
+        if hi - lo + 12 <= max_size:  # small enough: the whole bbox with its pad
+            assert window.start <= lo and window.stop >= hi
+
+
 def test_mask_bbox():
     m = np.zeros((10, 12), bool)
     assert overlay.mask_bbox(m) is None

@@ -107,23 +107,55 @@ def compute_target_click(dataset: Dataset, recipe: Recipe | None, target: str,
     return overlay.png_bytes(rgb)
 
 
-def compute_candidate(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35,
-                      display: int = PREVIEW_PX) -> dict:
-    """Source (its lesion highlighted), target, result with overlay, close-up, as PNG bytes."""
+VIEWS = ("result", "target", "difference")
+"""What the big picture of a candidate shows: the blended result, the target before the blend
+(same place, same scale), or |result − target| as a heat-map."""
+BIG_PX = 512
+"""Long side (px) of a candidate's big picture (integer zoom; the browser fits it to its column)."""
+CLOSE_UP_PX = 192
+"""Side (px) of a candidate's close-up (at most; shown at its own size)."""
+CLOSE_UP_ZOOM = 4
+"""The close-up's least nearest-neighbour zoom: its window is at most CLOSE_UP_PX / 4 slice px."""
+OVERLAY_OPACITY = 0.35
+
+
+def compute_candidate_picture(dataset: Dataset, recipe: Recipe, *, view: str = "result",
+                              overlay_masks: bool = False, outline: bool = False,
+                              close_up: bool = False) -> bytes:
+    """One picture for judging a candidate, PNG-encoded.
+
+    Parameters
+    ----------
+    view : {"result", "target", "difference"}
+        See :data:`VIEWS`. The target shows where the new lesion will be when its masks are drawn.
+    overlay_masks, outline : bool
+        Tint (:data:`OVERLAY_OPACITY`) and/or outline the target's own lesions (blue) and the
+        new lesion (orange); both off: the picture as it is (greyscale). Not on the difference map.
+    close_up : bool
+        The placed lesion's surroundings at >= :data:`CLOSE_UP_ZOOM` x nearest neighbour
+        (:data:`CLOSE_UP_PX` px) instead of the whole slice (:data:`BIG_PX` px).
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
     sample = render(dataset, recipe)
     target, target_lesions = dataset.load(recipe.target)
-    zoom = overlay.fit_zoom(target.shape, display)
-    return {
-        "source": compute_source(dataset, recipe.source, recipe.lesion, display),
-        "target": overlay.png_bytes(overlay.mask_overlay(target, target_lesions, None,
-                                                         opacity=0.0, zoom=zoom)),
-        "overlay": overlay.png_bytes(overlay.mask_overlay(sample.image, target_lesions,
-                                                          sample.lesion_mask, opacity=opacity,
-                                                          zoom=zoom)),
-        "blended": overlay.png_bytes(overlay.upscale(sample.image, zoom)),
-        "zoom": overlay.png_bytes(overlay.zoom_overlay(sample.image, target_lesions,
-                                                       sample.lesion_mask, display=display // 2)),
-    }
+    new = sample.lesion_mask
+    rows, cols = slice(None), slice(None)
+    if close_up:
+        box = overlay.mask_bbox(new)
+        if box is not None:
+            rows, cols = overlay.neighbourhood(box, target.shape, pad=8, min_size=32,
+                                               max_size=CLOSE_UP_PX // CLOSE_UP_ZOOM)
+    before, after = target[rows, cols], sample.image[rows, cols]
+    zoom = overlay.fit_zoom(before.shape, CLOSE_UP_PX if close_up else BIG_PX, max_zoom=12)
+    if view == "difference":
+        return overlay.png_bytes(overlay.diff_heatmap(before, after, zoom=zoom))
+    base = after if view == "result" else before
+    if not (overlay_masks or outline):
+        return overlay.png_bytes(overlay.upscale(base, zoom))
+    return overlay.png_bytes(overlay.mask_overlay(
+        base, target_lesions[rows, cols], new[rows, cols], zoom=zoom, outline=outline,
+        opacity=OVERLAY_OPACITY if overlay_masks else 0.0))
 
 
 def compute_thumbnail(dataset: Dataset, recipe: Recipe, display: int = THUMB_PX) -> bytes:
@@ -218,9 +250,11 @@ def target_click_png(key: str, recipe_json: str | None, target: str, _dataset: D
     return compute_target_click(_dataset, recipe, target)
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def candidate_pngs(key: str, recipe_json: str, opacity: float, _dataset: Dataset) -> dict:
-    return compute_candidate(_dataset, Recipe.from_dict(json.loads(recipe_json)), opacity=opacity)
+@st.cache_data(max_entries=1024, show_spinner=False)
+def candidate_picture(key: str, recipe_json: str, view: str, overlay_masks: bool, outline: bool,
+                      close_up: bool, _dataset: Dataset) -> bytes:
+    return compute_candidate_picture(_dataset, Recipe.from_dict(json.loads(recipe_json)), view=view,
+                                     overlay_masks=overlay_masks, outline=outline, close_up=close_up)
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
