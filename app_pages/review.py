@@ -16,6 +16,7 @@ CURRENT = "r_current"                # int | None: candidate shown (None: next u
 UNDO = "r_undo"                      # list[int]: candidates decided in this session
 REASON = "r_reason"
 FLASH = "r_flash"                    # (kind, text) | None: one-shot message of the last action
+WARM = "r_warm"                      # set[int]: candidates whose pictures were made ahead
 QUEUE_FORM = "r_queue_form"
 QUEUE_N = "r_queue_n"
 QUEUE_SEED = "r_queue_seed"
@@ -29,6 +30,7 @@ QUEUE_GO = "r_queue_go"              # buttons
 QUEUE_MORE = "r_queue_more"
 ACCEPT, REJECT, SKIP, UNDO_BTN = "r_accept", "r_reject", "r_skip", "r_undo_btn"
 PREV, NEXT = "r_prev", "r_next"
+WARM_AHEAD = 4
 VIEWER = widgets.ViewerKeys(target="r_show_target", layers="r_layers", flip="r_flip")
 
 ctx = context.context()
@@ -37,8 +39,8 @@ ss = st.session_state
 context.page_state(ctx, "r", {
     ORDER: "created", CURRENT: None, UNDO: [], REASON: widgets.NO_REASON, QUEUE_N: 20, QUEUE_SEED: 0,
     QUEUE_MODE: "normal", QUEUE_SCALE: (0.8, 1.2), QUEUE_ROTATION: (-30, 30), QUEUE_FLIP: True,
-    QUEUE_MARGIN: 6, QUEUE_MIN_AREA: 9, FLASH: None, **VIEWER.defaults(),
-}, per_dataset=(CURRENT, UNDO))
+    QUEUE_MARGIN: 6, QUEUE_MIN_AREA: 9, FLASH: None, WARM: set(), **VIEWER.defaults(),
+}, per_dataset=(CURRENT, UNDO, WARM))
 
 
 def current_candidate(pinned: int | None, order: str) -> Candidate | None:
@@ -73,14 +75,21 @@ def last_decided(lookback: int = 200) -> int | None:
     return None
 
 
-def prefetch_next(current_id: int, order: str) -> None:
-    """Render and encode the next undecided candidate now, so deciding shows it at once."""
-    nxt = store.next_undecided(order=order, exclude=(current_id,))
-    if nxt is not None:
+def prefetch(current_id: int, order: str) -> None:
+    """Warm the pictures of the next WARM_AHEAD undecided candidates once the next one is not warm:
+    most decisions then find everything ready and do no picture work while theirs are painted."""
+    skip = [current_id]
+    nxt = store.next_undecided(order=order, exclude=skip)
+    if nxt is None or nxt.id in ss[WARM]:
+        return
+    while nxt is not None and len(skip) <= WARM_AHEAD:
         try:
-            widgets.warm_candidate(ctx, nxt)
+            widgets.warm_candidate(ctx, nxt, VIEWER)
         except PoissonBlendError:
             pass
+        ss[WARM].add(nxt.id)
+        skip.append(nxt.id)
+        nxt = store.next_undecided(order=order, exclude=skip)
 
 
 def flash(kind: str, text: str) -> None:
@@ -226,7 +235,7 @@ def review() -> None:
     widgets.candidate_viewer(ctx, current, VIEWER)
 
     # Warm the cache for the candidate that comes next, so the next decision shows it at once.
-    prefetch_next(current.id, ss[ORDER])
+    prefetch(current.id, ss[ORDER])
 
 
 review()

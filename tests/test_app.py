@@ -502,18 +502,61 @@ def test_gallery_filters_bulk_and_open(app: AppTest, dataset_dirs, db_path):
     run(app.checkbox(key=f"g_pick_{ids[2]}").check())
     assert app.session_state["g_selected"] == {ids[0], ids[2]}
     run(app.button(key="g_bulk_accept").click())
+    assert [store.get(i).state for i in ids] == ["undecided"] * 4  # asks first
+    assert any("Accept 2 selected candidates" in m.value for m in app.markdown)
+    run(app.button(key="g_confirm").click())
     assert [store.get(i).state for i in ids] == ["accepted", "undecided", "accepted", "undecided"]
     assert app.session_state["g_selected"] == set()
-    run(app.button_group(key="g_state").set_value("accepted"))
+    run(app.selectbox(key="g_state").set_value("accepted"))
     assert len(app.image) == 2
     run(app.button(key=f"g_open_{ids[0]}").click())
     assert any(f"Candidate #{ids[0]} " in m.value for m in app.markdown)
     app.selectbox(key="g_one_reason").set_value("intensity mismatch")
     run(app.button(key="g_one_reject").click())
     assert (store.get(ids[0]).state, store.get(ids[0]).reason) == ("rejected", "intensity mismatch")
-    run(app.button_group(key="g_state").set_value("all"))
+    run(app.selectbox(key="g_state").set_value("all"))
     run(app.selectbox(key="g_reason").set_value("intensity mismatch"))
     assert len(app.image) == 3 + 1  # the opened candidate's pictures (3) + one thumbnail
+
+
+def test_gallery_bulk_reject_is_confirmed_and_undone_in_one_step(app: AppTest, dataset_dirs,
+                                                                  db_path):
+    queue(app, 4)
+    store = store_of(dataset_dirs, db_path)
+    ids = [c.id for c in store.candidates()]
+    store.decide(ids[1], "accepted")
+    store.decide(ids[2], "rejected", reason="other")
+    goto(app, "gallery")
+    run(app.button(key="g_select_page").click())
+    app.selectbox(key="g_bulk_reason").set_value("seam artifact")
+    run(app.button(key="g_bulk_reject").click())
+    ask = " ".join(m.value for m in app.markdown)
+    assert "Reject 4 selected candidates" in ask and "2 of them are decided already" in ask
+    run(app.button(key="g_cancel").click())  # cancelled: nothing changes, the selection stays
+    assert [store.get(i).state for i in ids] == ["undecided", "accepted", "rejected", "undecided"]
+    assert len(app.session_state["g_selected"]) == 4
+    run(app.button(key="g_bulk_reject").click())
+    run(app.button(key="g_confirm").click())
+    assert {(store.get(i).state, store.get(i).reason) for i in ids} == {("rejected", "seam artifact")}
+    assert any("4 candidates rejected" in s.value for s in app.success)
+    run(app.button(key="g_undo_bulk").click())
+    assert [(store.get(i).state, store.get(i).reason) for i in ids] == [
+        ("undecided", None), ("accepted", None), ("rejected", "other"), ("undecided", None)]
+    assert [t.value for t in app.toast] == ["Undone: 4 candidates back as they were"]
+
+
+def test_gallery_thumbnails_are_clean_unless_outlined(app: AppTest, dataset_dirs, db_path):
+    queue(app, 1)
+    goto(app, "gallery")
+    store = store_of(dataset_dirs, db_path)
+    c = store.candidates()[0]
+    clean = image_urls(app)[0]
+    png = pictures.compute_thumbnail(open_dataset(*dataset_dirs), c.recipe)
+    thumb = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    zoom = thumb.shape[0] // store.render(c).image.shape[0]
+    assert thumb.ndim == 2 and np.array_equal(thumb[::zoom, ::zoom], store.render(c).image)
+    run(app.toggle(key="g_outline").set_value(True))
+    assert image_urls(app)[0] != clean
 
 
 # --------------------------------------------------------------------------- export

@@ -106,6 +106,7 @@ def page(server):
         context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
         pg = context.new_page()
         pg.set_default_timeout(20_000)
+        expect.set_options(timeout=20_000)  # a busy machine (other test runs) is slow
         yield pg
         context.close()
         browser.close()
@@ -271,11 +272,33 @@ def test_curation_in_the_browser(server, page: Page):
     expect(heading(page, 9)).to_be_visible()
     expect(page.get_by_text("8 of 12 decided")).to_be_visible()
 
-    # ---- Gallery
+    # ---- Gallery: 24 candidates on two pages; a filter goes back to page 1; a bulk decision
+    # asks first and is undone in one step
+    store.queue(12, 5, batch="more")
     nav(page, "Gallery")
-    expect(page.get_by_text("12 shown")).to_be_visible()
-    expect(page.locator("[data-testid=stImage]")).to_have_count(12)
-    shot(page, "gallery")
+    expect(page.get_by_text("24 shown")).to_be_visible()
+    thumbs = page.locator("[data-testid=stImage]")
+    expect(thumbs).to_have_count(20)
+    page.get_by_role("button", name="Page 2").click()
+    expect(thumbs).to_have_count(4)
+    page.get_by_label("State", exact=True).click()
+    page.get_by_role("option", name="undecided").click()
+    expect(page.get_by_text("16 shown")).to_be_visible()
+    expect(thumbs).to_have_count(16)
+    page.get_by_role("button", name="Select page").click()
+    page.get_by_role("button", name="Reject", exact=True).click()
+    expect(page.get_by_text("Reject 16 selected candidates")).to_be_visible()
+    page.get_by_role("button", name="Reject 16").click()
+    expect(page.get_by_text("16 candidates rejected.")).to_be_visible()
+    assert store.counts()["rejected"] == 2 + 16
+    page.get_by_role("button", name="Undo").click()
+    expect(page.get_by_text("16 shown")).to_be_visible()
+    assert store.counts()["rejected"] == 2 and store.counts()["undecided"] == 16
+    for size in ((1440, 900), (1280, 720)):
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / f"gallery-{size[0]}x{size[1]}.png"))
+    page.set_viewport_size(VIEWPORT)
 
     # ---- Compose: click the centre of the target to place the lesion there
     nav(page, "Compose")

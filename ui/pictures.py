@@ -121,7 +121,7 @@ OVERLAY_OPACITY = 0.35
 
 def compute_candidate_picture(dataset: Dataset, recipe: Recipe, *, view: str = "result",
                               overlay_masks: bool = False, outline: bool = False,
-                              close_up: bool = False) -> bytes:
+                              close_up: bool = False, display: int | None = None) -> bytes:
     """One picture for judging a candidate, PNG-encoded.
 
     Parameters
@@ -134,6 +134,8 @@ def compute_candidate_picture(dataset: Dataset, recipe: Recipe, *, view: str = "
     close_up : bool
         The placed lesion's surroundings at >= :data:`CLOSE_UP_ZOOM` x nearest neighbour
         (:data:`CLOSE_UP_PX` px) instead of the whole slice (:data:`BIG_PX` px).
+    display : int, optional
+        Another long side (px) for the whole slice (thumbnails).
     """
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
@@ -147,7 +149,7 @@ def compute_candidate_picture(dataset: Dataset, recipe: Recipe, *, view: str = "
             rows, cols = overlay.neighbourhood(box, target.shape, pad=8, min_size=32,
                                                max_size=CLOSE_UP_PX // CLOSE_UP_ZOOM)
     before, after = target[rows, cols], sample.image[rows, cols]
-    zoom = overlay.fit_zoom(before.shape, CLOSE_UP_PX if close_up else BIG_PX, max_zoom=12)
+    zoom = overlay.fit_zoom(before.shape, CLOSE_UP_PX if close_up else display or BIG_PX, max_zoom=12)
     if view == "difference":
         return overlay.png_bytes(overlay.diff_heatmap(before, after, zoom=zoom))
     base = after if view == "result" else before
@@ -158,12 +160,10 @@ def compute_candidate_picture(dataset: Dataset, recipe: Recipe, *, view: str = "
         opacity=OVERLAY_OPACITY if overlay_masks else 0.0))
 
 
-def compute_thumbnail(dataset: Dataset, recipe: Recipe, display: int = THUMB_PX) -> bytes:
-    sample = render(dataset, recipe)
-    _, target_lesions = dataset.load(recipe.target)
-    zoom = overlay.fit_zoom(sample.image.shape, display)
-    return overlay.png_bytes(overlay.mask_overlay(sample.image, target_lesions, sample.lesion_mask,
-                                                  opacity=0.4, zoom=zoom))
+def compute_thumbnail(dataset: Dataset, recipe: Recipe, *, outline: bool = False,
+                      display: int = THUMB_PX) -> bytes:
+    """The blended result as it is (greyscale), or with the masks outlined."""
+    return compute_candidate_picture(dataset, recipe, outline=outline, display=display)
 
 
 def random_spot(dataset: Dataset, recipe: Recipe, draw: int) -> tuple[int, int]:
@@ -258,8 +258,8 @@ def candidate_picture(key: str, recipe_json: str, view: str, overlay_masks: bool
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
-def thumbnail_png(key: str, recipe_json: str, _dataset: Dataset) -> bytes:
-    return compute_thumbnail(_dataset, Recipe.from_dict(json.loads(recipe_json)))
+def thumbnail_png(key: str, recipe_json: str, outline: bool, _dataset: Dataset) -> bytes:
+    return compute_thumbnail(_dataset, Recipe.from_dict(json.loads(recipe_json)), outline=outline)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -280,11 +280,15 @@ def candidate_viewer(ctx: Context, c: Candidate, keys: ViewerKeys) -> None:
         st.caption(recipe_caption(c.recipe) + f" · batch {c.batch or '–'} · case id `{c.case_id}`")
 
 
-def warm_candidate(ctx: Context, c: Candidate) -> None:
-    """Render and encode a candidate's default pictures now, so showing it later is instant."""
+def warm_candidate(ctx: Context, c: Candidate, keys: ViewerKeys) -> None:
+    """Render and encode the pictures :func:`candidate_viewer` shows first for `c` (with the layers
+    switched on now), and its target for T, so that showing it later costs no picture work."""
+    layers = set(st.session_state.get(keys.layers) or ())
+    view = "difference" if "difference" in layers else "result"
     recipe_json = c.recipe.to_json()
-    for view, close_up in (("result", False), ("result", True), ("target", False)):
-        pictures.candidate_picture(ctx.key, recipe_json, view, False, False, close_up, ctx.dataset)
+    for view, close_up in ((view, False), (view, True), ("target", False)):
+        pictures.candidate_picture(ctx.key, recipe_json, view, "overlay" in layers,
+                                   "outline" in layers, close_up, ctx.dataset)
     pictures.source_png(ctx.key, c.recipe.source, c.recipe.lesion, ctx.dataset)
 
 
