@@ -20,7 +20,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import brain_slice, make_training_set, write_slice
+from poissonblend import overlay
 from poissonblend.dataset import open_dataset
+from poissonblend.recipe import Recipe, lesion_patch, placed_lesion_mask, valid_spots_for
 from poissonblend.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,14 @@ def metric(at: AppTest, label: str) -> str:
     values = [m.value for m in at.metric if m.label == label]
     assert values, f"no metric {label!r} in {[m.label for m in at.metric]}"
     return values[0]
+
+
+def lesion_area(at: AppTest) -> str:
+    """The 'Lesion area' figure of the quality summary, e.g. ``"35 px"``."""
+    found = [m.value.split("Lesion area **")[1].split("**")[0] for m in at.markdown
+             if "Lesion area **" in m.value]
+    assert found, "no lesion area shown"
+    return found[0]
 
 
 def image_urls(at: AppTest) -> list[str]:
@@ -247,9 +257,9 @@ def test_compose_widgets_present(app: AppTest):
         assert app.button(key=key) is not None
     assert app.radio(key="c_lesion").options
     assert app.button_group(key="c_mode").value == "normal"
-    # source, 4 preview views, close-up (the clickable target is a custom component)
+    # source, result, 3 more views, close-up (the clickable target is a custom component)
     assert len(app.image) == 6
-    assert metric(app, "Lesion area").endswith("px")
+    assert lesion_area(app).endswith("px")
     assert app.session_state["c_spot"] is not None  # a random valid spot to start with
 
 
@@ -300,21 +310,21 @@ def test_lesion_choice_changes_preview(app: AppTest, dataset_dirs):
     assert list(app.radio(key="c_lesion").options) == [f"#0 · {areas[0]} px", f"#1 · {areas[1]} px"]
     app.session_state["c_spot"] = None  # a valid spot for this lesion
     run(app)
-    area0, urls0 = metric(app, "Lesion area"), image_urls(app)
+    area0, urls0 = lesion_area(app), image_urls(app)
     run(app.radio(key="c_lesion").set_value(1))
-    area1, urls1 = metric(app, "Lesion area"), image_urls(app)
+    area1, urls1 = lesion_area(app), image_urls(app)
     assert (area0, area1) == (f"{areas[0]} px", f"{areas[1]} px")
     assert urls0[0] != urls1[0]  # the source picture highlights the other lesion
-    assert urls0[2] != urls1[2] and urls0[3] != urls1[3]  # blended + overlay differ
+    assert urls0[1] != urls1[1] and urls0[3] != urls1[3]  # result + overlay differ
 
 
 def test_controls_change_preview(app: AppTest):
     before = image_urls(app)
     run(app.slider(key="c_opacity").set_value(0.8))
     after = image_urls(app)
-    assert before[3] != after[3] and before[2] == after[2]  # overlay only
+    assert before[3] != after[3] and before[1] == after[1]  # overlay only
     run(app.button_group(key="c_mode").set_value("mixed"))
-    assert image_urls(app)[2] != after[2]
+    assert image_urls(app)[1] != after[1]
 
 
 def test_invalid_spot_is_explained(app: AppTest):
@@ -352,6 +362,42 @@ def test_compose_accept_and_reject_write_the_store(app: AppTest, dataset_dirs, d
         ("accepted", "manual", None, "alice"), ("rejected", "manual", "seam artifact", "alice")]
     assert got[1].recipe.rotation == 45.0
     assert got[0].recipe.target == app.session_state["c_target"]
+
+
+def test_compose_re_deciding_a_recipe_says_what_changed(app: AppTest, dataset_dirs, db_path):
+    run(app.button(key="c_accept").click())
+    assert any("as **accepted**" in s.value for s in app.success)
+    app.selectbox(key="c_reason").set_value("seam artifact")
+    run(app.button(key="c_reject").click())
+    said = [w.value for w in app.warning]
+    assert any("was **accepted**; changed to **rejected** (seam artifact)" in w for w in said), said
+    run(app.button(key="c_reject").click())
+    assert any("already **rejected** (seam artifact); nothing changed" in i.value for i in app.info)
+    store = store_of(dataset_dirs, db_path)
+    [c] = store.candidates()
+    assert [h.decision for h in store.history(c.id)] == ["accepted", "rejected"]
+
+
+def test_target_click_shades_valid_spots_and_rings_tiny_lesions(dataset_dirs):
+    ds = open_dataset(*dataset_dirs)
+    tiny = Recipe("slice_0009_0000.png", 1, "slice_0000_0001.png", 0, 0, scale=0.25)
+    valid = valid_spots_for(ds, tiny)
+    ys, xs = np.nonzero(valid)
+    spot = (int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))
+
+    def decoded(png: bytes) -> np.ndarray:
+        return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR),
+                            cv2.COLOR_BGR2RGB)
+
+    plain = decoded(pictures.compute_target_click(ds, tiny, None))
+    zoom = plain.shape[0] // 112
+    green = np.all(plain == overlay.VALID_RGB, axis=2)  # the valid region's outline
+    assert green.any() and not green[:zoom * 5].any()  # not on the black border rows
+    placed = decoded(pictures.compute_target_click(ds, tiny, spot))
+    orange = np.all(placed == overlay.NEW_RGB, axis=2)
+    rows, cols = np.nonzero(orange)
+    assert placed_lesion_mask(lesion_patch(ds, tiny)).sum() <= pictures.TINY_AREA
+    assert rows.max() - rows.min() > 6 * zoom  # a ring, much larger than the 1-2 px footprint
 
 
 # --------------------------------------------------------------------------- review

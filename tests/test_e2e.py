@@ -285,7 +285,10 @@ def test_curation_in_the_browser(server, page: Page):
     page.get_by_role("option", name="undecided").click()
     expect(page.get_by_text("16 shown")).to_be_visible()
     expect(thumbs).to_have_count(16)
+    settle(page)
     page.get_by_role("button", name="Select page").click()
+    expect(page.get_by_text("16 shown · 16 selected")).to_be_visible()
+    settle(page)
     page.get_by_role("button", name="Reject", exact=True).click()
     expect(page.get_by_text("Reject 16 selected candidates")).to_be_visible()
     page.get_by_role("button", name="Reject 16").click()
@@ -307,10 +310,9 @@ def test_curation_in_the_browser(server, page: Page):
     expect(target).to_be_visible()
     box = target.bounding_box()
     shape = open_dataset(paths["input"], paths["mask"]).slices[0].shape
-    fx, fy = 0.5, 0.42
-    target.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
-    want = (int(fx * box["width"] * shape[1] / box["width"]),
-            int(fy * box["height"] * shape[0] / box["height"]))
+    want = (shape[1] // 2, int(0.42 * shape[0]))  # slice pixel (x, y); click its middle
+    target.click(position={"x": (want[0] + 0.5) * box["width"] / shape[1],
+                           "y": (want[1] + 0.5) * box["height"] / shape[0]})
     spot = page.get_by_text(re.compile(r"spot x=\d+, y=\d+"))
     expect(spot).to_contain_text(f"spot x={want[0]}, y={want[1]}")
     shot(page, "compose")

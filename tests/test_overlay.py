@@ -154,6 +154,26 @@ def test_draw_marker_centred_on_pixel(slice_):
     assert abs(xs.mean() - (10 * 4 + 2)) < 1.5 and abs(ys.mean() - (20 * 4 + 2)) < 1.5
 
 
+def test_draw_marker_gap_keeps_the_centre_clear(slice_):
+    rgb = overlay.to_rgb(slice_, 4)
+    marked = overlay.draw_marker(rgb, 10, 20, zoom=4, gap=14)
+    cx, cy = 10 * 4 + 2, 20 * 4 + 2
+    assert (marked[cy - 11:cy + 12, cx - 11:cx + 12] == rgb[cy - 11:cy + 12, cx - 11:cx + 12]).all()
+    assert colour_pixels(marked, overlay.MARKER_RGB).any()
+
+
+def test_shade_region_tints_and_outlines_only_the_region(slice_):
+    region = disc(slice_.shape, 30, 40, 8)
+    rgb = overlay.to_rgb(slice_, 2)
+    shaded = overlay.shade_region(rgb, region, zoom=2)
+    changed = np.any(shaded != rgb, axis=2)
+    inside = overlay.upscale(region, 2)
+    assert changed[inside].mean() > 0.9 and not changed[~inside].any()
+    assert colour_pixels(shaded, overlay.VALID_RGB).any()
+    with pytest.raises(ValueError, match="does not match"):
+        overlay.shade_region(rgb, region[:10], zoom=2)
+
+
 @given(st.integers(0, 60), st.integers(0, 70), st.integers(1, 20), st.integers(1, 20),
        st.integers(0, 10), st.integers(1, 64))
 @settings(max_examples=80, deadline=None)

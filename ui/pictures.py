@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import streamlit as st
 
@@ -90,21 +91,42 @@ def placed_ghost(dataset: Dataset, recipe: Recipe) -> np.ndarray:
     return ghost
 
 
-def compute_target_click(dataset: Dataset, recipe: Recipe | None, target: str,
-                         display: int = CLICK_PX) -> bytes:
-    """The target with its lesions (blue), the lesion's footprint (orange) and the spot marker."""
-    image, lesions = dataset.load(target)
+TINY_AREA = 30
+"""A placed lesion of at most this many px gets a ring around it on the clickable target."""
+
+
+def compute_target_click(dataset: Dataset, recipe: Recipe, spot_xy: tuple[int, int] | None, *,
+                         valid: np.ndarray | None = None, display: int = CLICK_PX) -> bytes:
+    """The clickable target: where the recipe's lesion's centre may go (green, for its current
+    transform: `valid`, by default ``valid_spots_for``), the target's lesions (blue), and at
+    `spot_xy` the lesion's footprint (orange, ringed when tiny) and the spot marker. The recipe's
+    own (x, y) is ignored."""
+    image, lesions = dataset.load(recipe.target)
     zoom = overlay.fit_zoom(image.shape, display)
     ghost = None
-    if recipe is not None:
+    if spot_xy is not None:
         try:
-            ghost = placed_ghost(dataset, recipe)
+            ghost = placed_ghost(dataset, replace(recipe, x=int(spot_xy[0]), y=int(spot_xy[1])))
         except PoissonBlendError:
             ghost = None
     rgb = overlay.mask_overlay(image, lesions, ghost, opacity=0.25, zoom=zoom)
-    if recipe is not None:
-        rgb = overlay.draw_marker(rgb, recipe.x, recipe.y, zoom=zoom)
-    return overlay.png_bytes(rgb)
+    try:
+        valid = valid_spots_for(dataset, recipe) if valid is None else valid
+    except PoissonBlendError:
+        valid = None  # no lesion to place: nothing to shade
+    if valid is not None:
+        rgb = overlay.shade_region(rgb, valid, zoom=zoom)
+    if spot_xy is None:
+        return overlay.png_bytes(rgb)
+    gap = None
+    box = overlay.mask_bbox(ghost) if ghost is not None else None
+    if box is not None and int(ghost.sum()) <= TINY_AREA:
+        r0, c0, r1, c1 = box
+        radius = int((max(r1 - r0, c1 - c0) / 2 + 3) * zoom)
+        centre = (int((c0 + c1) * zoom / 2), int((r0 + r1) * zoom / 2))
+        cv2.circle(rgb, centre, radius, overlay.NEW_RGB, 2, cv2.LINE_AA)
+        gap = radius + 3
+    return overlay.png_bytes(overlay.draw_marker(rgb, spot_xy[0], spot_xy[1], zoom=zoom, gap=gap))
 
 
 VIEWS = ("result", "target", "difference")
@@ -166,9 +188,8 @@ def compute_thumbnail(dataset: Dataset, recipe: Recipe, *, outline: bool = False
     return compute_candidate_picture(dataset, recipe, outline=outline, display=display)
 
 
-def random_spot(dataset: Dataset, recipe: Recipe, draw: int) -> tuple[int, int]:
-    """A valid (x, y) for the recipe's lesion on its target; PlacementError if none."""
-    valid = valid_spots_for(dataset, recipe)
+def random_spot(valid: np.ndarray, draw: int) -> tuple[int, int]:
+    """A random (x, y) among `valid` (``valid_spots_for``); PlacementError if there is none."""
     return sample_spot(valid, np.random.default_rng([draw, 7]))
 
 
@@ -244,10 +265,22 @@ def source_png(key: str, name: str, highlight: int | None, _dataset: Dataset) ->
     return compute_source(_dataset, name, highlight)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def valid_spots(key: str, recipe_json: str, _dataset: Dataset) -> np.ndarray:
+    """Where the recipe's lesion's centre may go on its target ((row, col) bool; x, y ignored)."""
+    recipe = Recipe.from_dict(json.loads(recipe_json))
+    return valid_spots_for(_dataset, replace(recipe, x=0, y=0))
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
-def target_click_png(key: str, recipe_json: str | None, target: str, _dataset: Dataset) -> bytes:
-    recipe = Recipe.from_dict(json.loads(recipe_json)) if recipe_json else None
-    return compute_target_click(_dataset, recipe, target)
+def target_click_png(key: str, recipe_json: str, spot_xy: tuple[int, int] | None,
+                     _dataset: Dataset) -> bytes:
+    recipe = Recipe.from_dict(json.loads(recipe_json))
+    try:
+        valid = valid_spots(key, replace(recipe, x=0, y=0).to_json(), _dataset)
+    except PoissonBlendError:
+        valid = None
+    return compute_target_click(_dataset, recipe, spot_xy, valid=valid)
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)

@@ -54,9 +54,11 @@ def slice_names(dataset: Dataset, *, only_lesions: bool = False, query: str = ""
 def slice_filters(dataset: Dataset, *, only_key: str, search_key: str, placeholder: str,
                   need_brain: bool = False) -> list[str]:
     """The 'only slices with lesions' toggle and case-id search; the slice names they let through."""
-    f1, f2 = st.columns([2, 3], vertical_alignment="bottom")
-    f1.toggle("Only slices with lesions", key=only_key, persist_state="session")
-    f2.text_input("Search case id", key=search_key, placeholder=placeholder, persist_state="session")
+    f1, f2 = st.columns([2, 3], vertical_alignment="center")
+    f1.toggle("Lesions only", key=only_key, persist_state="session",
+              help="List only slices with at least one lesion")
+    f2.text_input("Search case id", key=search_key, placeholder=f"search case id, {placeholder}",
+                  persist_state="session", label_visibility="collapsed")
     return slice_names(dataset, only_lesions=st.session_state[only_key],
                        query=st.session_state[search_key], need_brain=need_brain)
 
@@ -100,21 +102,21 @@ def slice_selector(dataset: Dataset, label: str, key: str, names: Sequence[str],
     else:
         b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
         listed = names
-    b1.button("◀", key=prev_key, on_click=_step_and_notify, args=(key, names, -1, on_change),
-              help=f"Previous {label.lower()}")
+    b1.button("", key=prev_key, on_click=_step_and_notify, args=(key, names, -1, on_change),
+              help=f"Previous {label.lower()}", icon=":material/chevron_left:", width="stretch")
     sel.selectbox(label, listed, key=key, on_change=on_change, persist_state="session",
                   format_func=lambda n: slice_label(dataset, n, with_case=not many))
-    b2.button("▶", key=next_key, on_click=_step_and_notify, args=(key, names, 1, on_change),
-              help=f"Next {label.lower()}")
+    b2.button("", key=next_key, on_click=_step_and_notify, args=(key, names, 1, on_change),
+              help=f"Next {label.lower()}", icon=":material/chevron_right:", width="stretch")
 
 
 def slice_label(dataset: Dataset, name: str, *, with_case: bool = True) -> str:
-    """``slice_0003_0012.png — case 0003 · slice 12 · 2 lesions``, or ``slice 12 · 2 lesions``."""
+    """``case 0003 · slice 12 · 2 lesions``, or ``slice 12 · 2 lesions``."""
     info = dataset.info(name)
-    lesions = f"{len(info.lesions)} lesion{'s' if len(info.lesions) != 1 else ''}"
+    lesions = plural(len(info.lesions), "lesion")
     if not with_case:
         return f"slice {info.slice_index} · {lesions}"
-    return f"{name} — case {info.case_id} · slice {info.slice_index} · {lesions}"
+    return f"case {info.case_id} · slice {info.slice_index} · {lesions}"
 
 
 def slice_with_largest_lesion(dataset: Dataset, names: Sequence[str]) -> str:
