@@ -122,6 +122,16 @@ class Candidate:
         value = self.quality.get("score")
         return float(value) if value is not None else None
 
+    @property
+    def source_case(self) -> str:
+        """Case id of the recipe's source slice."""
+        return self.recipe.source_case
+
+    @property
+    def target_case(self) -> str:
+        """Case id of the recipe's target slice."""
+        return self.recipe.target_case
+
 
 @dataclass(frozen=True)
 class DecisionRecord:
