@@ -32,7 +32,9 @@ MANIFEST_NAME = "poissonblend_manifest.csv"
 RECIPE_COLUMNS = ("case_id", "source_file", "lesion_index", "target_file", "x", "y", "mode",
                   "scale", "rotation", "flips", "margin", "seed", "sample_index")
 QUALITY_COLUMNS = ("lesion_area", "contrast_source", "contrast_result", "contrast_transferred",
-                   "seam_gradient", "brain_fraction", "changed_fraction", "score")
+                   "seam_gradient", "brain_fraction", "changed_fraction", "score",
+                   "source_level", "target_level", "level_shift", "tissue_ratio")
+"""Quality fields in the manifest; a candidate queued before a field existed leaves it empty."""
 MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS
 
 
@@ -153,7 +155,7 @@ def manifest_row(case_id: str, recipe: Recipe, quality: dict, *, seed: int | Non
            "scale": recipe.scale, "rotation": recipe.rotation, "flips": recipe.flips,
            "margin": recipe.margin, "seed": "" if seed is None else seed,
            "sample_index": "" if sample_index is None else sample_index}
-    row.update({k: quality[k] for k in QUALITY_COLUMNS})
+    row.update({k: "" if quality.get(k) is None else quality[k] for k in QUALITY_COLUMNS})
     return row
 
 

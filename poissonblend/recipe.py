@@ -16,14 +16,18 @@ from functools import lru_cache
 
 import numpy as np
 
-from .blend import Blend, Quality, blend, check_margin
-from .dataset import Dataset
+from .blend import VISIBLE_FRACTION, Blend, Quality, blend, check_margin
+from .dataset import MIN_TARGET_TISSUE, Dataset
 from .errors import LesionError, PlacementError, RecipeError
 from .lesions import LesionPatch, cut_lesion, lesion_component, transform_lesion
-from .placement import MIN_BRAIN_FRACTION, sample_spot, valid_spots
+from .placement import MIN_BRAIN_FRACTION, draw_spot, valid_spots
 from .poisson import MODES
 
 CASE_ID_PREFIX = "pb"
+MAX_LEVEL_SHIFT = 0.15
+"""Default largest |target level − source level| (levels: 0 = first slice of a case, 1 = last)."""
+MAX_LESION_FRACTION = 0.25
+"""Default largest placed lesion, as a fraction of the target's tissue (brain) area."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,21 @@ class SamplingOptions:
         Fraction of the lesion that must land inside the target's brain.
     max_tries : int
         Source/target draws before giving up with :class:`PlacementError`.
+    min_target_tissue : float
+        A target's brain area is at least this fraction of the largest in its
+        case (0.2: the near-empty first and last slices of a volume are never
+        targets); 0 allows every slice with tissue.
+    max_level_shift : float or None
+        The target's level (0 = first slice of its case, 1 = last) lies within
+        this distance of the source's (0.15: a mid-brain lesion stays mid-brain);
+        None draws targets at any level.
+    max_lesion_fraction : float
+        The placed lesion (after scaling) is at most this fraction of the
+        target's brain area.
+    min_changed_fraction : float
+        ``generate`` and ``queue`` (:func:`draw_sample`) redraw a sample whose
+        lesion changed fewer than this fraction of its pixels by more than 3
+        grey levels (not visibly there); 0 keeps every sample.
     """
 
     mode: str = "normal"
@@ -159,6 +178,11 @@ class SamplingOptions:
     avoid_lesions: bool = True
     min_brain_fraction: float = MIN_BRAIN_FRACTION
     max_tries: int = 100
+    # issue 10: plausible samples (tissue, level, size, visibility)
+    min_target_tissue: float = MIN_TARGET_TISSUE
+    max_level_shift: float | None = MAX_LEVEL_SHIFT
+    max_lesion_fraction: float = MAX_LESION_FRACTION
+    min_changed_fraction: float = VISIBLE_FRACTION
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -171,6 +195,17 @@ class SamplingOptions:
         check_margin(self.margin)
         if not (isinstance(self.min_area, int) and self.min_area >= 1):
             raise RecipeError(f"minimum lesion area {self.min_area!r} must be an integer >= 1 px")
+        for name, low, high in (("min_target_tissue", 0.0, 1.0), ("max_level_shift", 0.0, 1.0),
+                                ("max_lesion_fraction", 0.0, 1.0),
+                                ("min_changed_fraction", 0.0, 1.0)):
+            value = getattr(self, name)
+            if value is None and name == "max_level_shift":
+                continue
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not low <= value <= high):
+                raise RecipeError(f"{name} {value!r} must be a number from {low:g} to {high:g}")
+        if self.max_lesion_fraction <= 0:
+            raise RecipeError(f"max_lesion_fraction {self.max_lesion_fraction!r} must be > 0")
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -180,6 +215,24 @@ class SamplingOptions:
 def _sources(dataset: Dataset, min_area: int) -> np.ndarray:
     """Rows of ``dataset.lesion_table`` (lesions in slice-name order) of at least `min_area` px."""
     return np.flatnonzero(dataset.lesion_table.area >= min_area)
+
+
+@lru_cache(maxsize=64)
+def _targets(dataset: Dataset, min_target_tissue: float) -> tuple[np.ndarray, np.ndarray]:
+    """Target slice rows (of ``dataset.slices``) sorted by level, ties by name; and their levels."""
+    rows = np.array([dataset.row(n) for n in dataset.targets(min_target_tissue)], np.int64)
+    levels = np.array([dataset.slices[k].level for k in rows.tolist()], np.float64)
+    order = np.argsort(levels, kind="stable")
+    return rows[order], levels[order]
+
+
+def _level_range(levels: np.ndarray, level: float, max_shift: float | None) -> tuple[int, int]:
+    """Positions ``lo:hi`` of sorted `levels` within `max_shift` of `level` (all if None)."""
+    if max_shift is None:
+        return 0, len(levels)
+    eps = 1e-9  # levels are k / (n - 1): keep a shift of exactly max_shift
+    return (int(np.searchsorted(levels, level - max_shift - eps, "left")),
+            int(np.searchsorted(levels, level + max_shift + eps, "right")))
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -237,8 +290,12 @@ def sample_recipe(dataset: Dataset, rng: np.random.Generator | int,
     """Draw one recipe: a lesion, a target, a transform and a valid spot.
 
     The lesion is drawn uniformly among the dataset's lesions of at least
-    ``options.min_area`` px, the target
-    uniformly among slices with brain, the spot uniformly among valid spots.
+    ``options.min_area`` px; the target uniformly among the slices with at least
+    ``options.min_target_tissue`` of their case's largest brain area whose level
+    lies within ``options.max_level_shift`` of the source's; a placed lesion
+    larger than ``options.max_lesion_fraction`` of the target's brain area is
+    drawn again; the spot is drawn uniformly among valid spots
+    (:func:`~poissonblend.placement.draw_spot`).
 
     Raises
     ------
@@ -249,30 +306,108 @@ def sample_recipe(dataset: Dataset, rng: np.random.Generator | int,
     sources = _sources(dataset, options.min_area)
     if not len(sources):
         raise PlacementError(f"no lesion of at least {options.min_area} px in the dataset")
-    if not dataset.target_names:
+    target_rows, target_levels = _targets(dataset, options.min_target_tissue)
+    if not len(target_rows):
         raise PlacementError("no slice with brain tissue to place a lesion on")
     table = dataset.lesion_table
     for _ in range(options.max_tries):
         row = sources[rng.integers(len(sources))]
-        source, lesion = dataset.slices[table.slice_row[row]].name, int(table.index[row])
-        target = dataset.target_names[rng.integers(len(dataset.target_names))]
+        source_info = dataset.slices[table.slice_row[row]]
+        lo, hi = _level_range(target_levels, source_info.level, options.max_level_shift)
+        if hi == lo:
+            continue  # no target at this lesion's level
+        target_info = dataset.slices[target_rows[lo + rng.integers(hi - lo)]]
         scale = float(rng.uniform(*options.scale_range))
         rotation = float(rng.uniform(*options.rotation_range))
         flip_h, flip_v = (bool(b) for b in rng.integers(2, size=2)) if options.flip else (False, False)
-        draft = Recipe(source, lesion, target, 0, 0, options.mode, round(scale, 3),
-                       round(rotation, 1), flip_h, flip_v, options.margin)
+        draft = Recipe(source_info.name, int(table.index[row]), target_info.name, 0, 0, options.mode,
+                       round(scale, 3), round(rotation, 1), flip_h, flip_v, options.margin)
         try:
-            valid = valid_spots_for(dataset, draft, avoid_lesions=options.avoid_lesions,
-                                    min_brain_fraction=options.min_brain_fraction)
+            lesion = placed_lesion_mask(lesion_patch(dataset, draft))
         except LesionError:
             continue  # vanished at this scale: draw again
-        if valid.any():
-            x, y = sample_spot(valid, rng)
-            return Recipe(source, lesion, target, x, y, options.mode, draft.scale,
-                          draft.rotation, flip_h, flip_v, options.margin)
+        if np.count_nonzero(lesion) > options.max_lesion_fraction * target_info.brain_area:
+            continue
+        _, target_lesions = dataset.load(target_info.name)
+        spot = draw_spot(lesion, dataset.brain(target_info.name),
+                         target_lesions if options.avoid_lesions and target_info.lesions else None,
+                         rng, brain_bbox_rc=target_info.brain_bbox_rc,
+                         min_brain_fraction=options.min_brain_fraction)
+        if spot is not None:
+            return Recipe(draft.source, draft.lesion, draft.target, *spot, options.mode,
+                          draft.scale, draft.rotation, flip_h, flip_v, options.margin)
     raise PlacementError(
         f"no valid placement found in {options.max_tries} draws: lesions are too large "
-        "for the targets' brains, or the targets are full of lesions")
+        "for the targets' brains, the targets are full of lesions, or no target lies at "
+        "the lesions' levels")
+
+
+@dataclass(frozen=True, eq=False)
+class Draw:
+    """A visible sample drawn by :func:`draw_sample`.
+
+    Attributes
+    ----------
+    recipe : Recipe
+    sample : Sample
+        ``render(dataset, recipe)``.
+    invisible : int
+        Samples drawn before it and dropped because their lesion did not visibly arrive.
+    """
+
+    recipe: Recipe
+    sample: "Sample"
+    invisible: int
+
+
+def draw_sample(dataset: Dataset, rng: np.random.Generator | int,
+                options: SamplingOptions = SamplingOptions()) -> Draw:
+    """Draw recipes with `rng` and render them until the lesion visibly arrives.
+
+    A sample is kept when its ``quality.changed_fraction`` (lesion pixels
+    changed by more than 3 grey levels) is at least
+    ``options.min_changed_fraction``; otherwise the next recipe of the same
+    random stream is drawn, so the result depends on `rng` alone (``generate``
+    and ``queue`` give sample ``i`` the same stream for any number of workers).
+
+    Raises
+    ------
+    PlacementError
+        If no valid placement turned up, or ``options.max_tries`` samples in a row were invisible.
+    """
+    rng = np.random.default_rng(rng)
+    for invisible in range(options.max_tries):
+        recipe = sample_recipe(dataset, rng, options)
+        sample = render(dataset, recipe)
+        if sample.quality.changed_fraction >= options.min_changed_fraction:
+            return Draw(recipe, sample, invisible)
+    raise PlacementError(
+        f"{options.max_tries} samples in a row did not show their lesion (fewer than "
+        f"{options.min_changed_fraction:.0%} of its pixels changed by more than 3 grey levels): "
+        "the lesions are too faint for these targets")
+
+
+def default_target(dataset: Dataset, source: str, *, max_level_shift: float | None = MAX_LEVEL_SHIFT,
+                   min_target_tissue: float = MIN_TARGET_TISSUE) -> str | None:
+    """A plausible target for a lesion of slice `source`, chosen without randomness.
+
+    Among the targets (:meth:`Dataset.targets`) of other cases whose level lies
+    within `max_level_shift` of the source's (the nearest levels if none does),
+    the one whose brain area is closest to their median (ties: nearest level,
+    then name); targets of the source's own case only when no other case has
+    one. None if the dataset has no target.
+    """
+    info = dataset.info(source)
+    names = dataset.targets(min_target_tissue)
+    others = [n for n in names if dataset.info(n).case_id != info.case_id] or list(names)
+    if not others:
+        return None
+    shift = {n: abs(dataset.info(n).level - info.level) for n in others}
+    limit = max_level_shift if max_level_shift is not None else 1.0
+    near = [n for n in others if shift[n] <= limit + 1e-9] or [
+        n for n in others if shift[n] == min(shift.values())]
+    median = float(np.median([dataset.info(n).brain_area for n in near]))
+    return min(near, key=lambda n: (abs(dataset.info(n).brain_area - median), shift[n], n))
 
 
 @dataclass(frozen=True, eq=False)
@@ -312,11 +447,13 @@ def render(dataset: Dataset, recipe: Recipe) -> Sample:
     """
     patch = lesion_patch(dataset, recipe)
     target, target_lesions = dataset.load(recipe.target)
+    levels = (dataset.info(recipe.source).level, dataset.info(recipe.target).level)
     result: Blend = blend(patch, target, target_lesions, center_xy=(recipe.x, recipe.y),
                           mode=recipe.mode, margin=recipe.margin,
-                          brain=dataset.brain(recipe.target))
+                          brain=dataset.brain(recipe.target), levels=levels)
     return Sample(recipe, result.image, result.mask, result.lesion_mask, result.quality)
 
 
-__all__ = ["Quality", "Recipe", "Sample", "SamplingOptions", "lesion_patch",
-           "placed_lesion_mask", "render", "sample_recipe", "sample_rng", "valid_spots_for"]
+__all__ = ["Draw", "Quality", "Recipe", "Sample", "SamplingOptions", "default_target",
+           "draw_sample", "lesion_patch", "placed_lesion_mask", "render", "sample_recipe",
+           "sample_rng", "valid_spots_for"]

@@ -46,7 +46,7 @@ from pathlib import Path
 from .dataset import Dataset, open_dataset
 from .errors import PoissonBlendError, StoreError
 from .output import QUALITY_COLUMNS
-from .recipe import Recipe, Sample, SamplingOptions, render, sample_recipe, sample_rng
+from .recipe import Recipe, Sample, SamplingOptions, draw_sample, render, sample_rng
 
 SCHEMA_VERSION = 1
 """Schema version this code writes; older databases are migrated on open."""
@@ -305,6 +305,18 @@ def _check_optional_int(value: object, name: str) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise StoreError(f"{name} {value!r} must be an integer or None")
     return value
+
+
+class Queued(list):
+    """What :meth:`Store.queue` returns: its candidates, in sample order, as a list.
+
+    Attributes
+    ----------
+    invisible : int
+        Draws dropped (and redrawn) because their lesion did not visibly arrive.
+    """
+
+    invisible = 0
 
 
 def _check_quality(quality: object) -> dict:
@@ -614,12 +626,14 @@ class Store:
 
     def queue(self, count: int, seed: int, options: SamplingOptions = SamplingOptions(), *,
               batch: str | None = None, start: int = 0,
-              progress: Progress | None = None) -> list[Candidate]:
+              progress: Progress | None = None) -> "Queued":
         """Draw `count` recipes with the engine and store them as candidates.
 
         Sample ``i`` (``start <= i < start + count``) is
-        ``sample_recipe(dataset, sample_rng(seed, i), options)``, rendered once
-        for its quality and digest; the same seed gives the same candidates.
+        ``draw_sample(dataset, sample_rng(seed, i), options)`` (the first recipe
+        of that stream whose lesion visibly arrives, as ``generate`` draws it),
+        rendered once for its quality and digest; the same seed gives the same
+        candidates.
         Candidates are committed in groups of :data:`QUEUE_GROUP` as they are
         rendered (one transaction each), so an interrupted queue keeps all it
         drew but the group under way, and re-running it adds only the rest.
@@ -640,8 +654,9 @@ class Store:
 
         Returns
         -------
-        list of Candidate
-            In sample order; a draw repeating a stored recipe returns that candidate.
+        Queued
+            The candidates in sample order (a list; a draw repeating a stored
+            recipe returns that candidate), and how many invisible draws were redrawn.
 
         Raises
         ------
@@ -657,12 +672,13 @@ class Store:
             raise StoreError(f"options must be SamplingOptions, not {type(options).__name__}")
         batch = _check_text(batch, "batch") or f"seed-{seed}"
         dataset = self.dataset
-        out: list[Candidate] = []
+        out = Queued()
         pending: list[Callable[[sqlite3.Connection], tuple]] = []
         for k, i in enumerate(range(start, start + count)):
-            recipe = sample_recipe(dataset, sample_rng(seed, i), options)
-            pending.append(self._inserter(recipe, quality=None, batch=batch, seed=seed,
-                                          sample_index=i, sample=render(dataset, recipe)))
+            drawn = draw_sample(dataset, sample_rng(seed, i), options)
+            out.invisible += drawn.invisible
+            pending.append(self._inserter(drawn.recipe, quality=None, batch=batch, seed=seed,
+                                          sample_index=i, sample=drawn.sample))
             if len(pending) == QUEUE_GROUP or k + 1 == count:
                 rows = self._write(lambda conn, group=tuple(pending): [insert(conn) for insert in group])
                 out.extend(_candidate(row) for row in rows)

@@ -30,7 +30,8 @@ def test_pairs_by_name_and_parses_case_ids(training_set):
     image, lesion_mask = ds.load(info.name)
     brain = ds.brain(info.name)
     assert lesion_mask.sum() == info.lesions[0].area
-    assert np.array_equal(brain, brain_mask(image)) and brain.sum() == info.brain_area
+    assert np.array_equal(brain, brain_mask(image, threshold=info.threshold))
+    assert brain.sum() == info.brain_area
     assert not any(a.flags.writeable for a in (image, lesion_mask, brain))
 
 
@@ -239,12 +240,12 @@ def test_slices_one_process_decoded_are_read_by_another_from_shared_memory(tmp_p
         decoded, brains = [], []
         monkeypatch.setattr(dataset, "decode", lambda name: decoded.append(name) or real_decode(name))
         monkeypatch.setattr(dataset_module, "brain_mask",
-                            lambda image: brains.append(image.shape) or brain_mask(image))
+                            lambda image, **kw: brains.append(image.shape) or brain_mask(image, **kw))
         monkeypatch.setattr(dataset_module, "CACHE_BYTES", 1)  # the block is not the dataset's cache
         for name in names:
             image = cv2.imread(str(input_dir / name), cv2.IMREAD_GRAYSCALE)
             mask = cv2.imread(str(mask_dir / name), cv2.IMREAD_GRAYSCALE)
-            expected = (image, mask > 0, brain_mask(image))
+            expected = (image, mask > 0, brain_mask(image, threshold=dataset.info(name).threshold))
             got = (*dataset.load(name), dataset.brain(name))
             for a, b in zip(got, expected):
                 assert a.dtype == b.dtype and np.array_equal(a, b), name
@@ -269,7 +270,8 @@ def test_a_slice_another_process_is_decoding_is_decoded_here_too(training_set, m
         block._state[dataset.row(name), BRAIN] = block.BUSY
         got = dataset.load(name)
         assert all(np.array_equal(a, b) for a, b in zip(got, expected))
-        assert np.array_equal(dataset.brain(name), brain_mask(expected[0]))
+        assert np.array_equal(dataset.brain(name),
+                              brain_mask(expected[0], threshold=dataset.info(name).threshold))
         assert block._state[dataset.row(name), BRAIN] == block.BUSY  # not taken from the other
         # A decode that fails leaves the slice free for the next try.
         other = dataset.slices[1].name

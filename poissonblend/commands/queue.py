@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
                              progress=progress)
     counts = store.counts()
     batch = queued[0].batch if queued else (args.batch or f"seed-{args.seed}")
+    redrawn = f", {queued.invisible} invisible lesion(s) redrawn" if queued.invisible else ""
     print(f"queued {len(queued)} candidate(s) in batch {batch} "
-          f"({counts['total'] - before} new) into {store.path}")
+          f"({counts['total'] - before} new{redrawn}) into {store.path}")
     print(format_counts(counts))
     return 0
