@@ -320,22 +320,22 @@ def sample_recipe(dataset: Dataset, rng: np.random.Generator | int,
         scale = float(rng.uniform(*options.scale_range))
         rotation = float(rng.uniform(*options.rotation_range))
         flip_h, flip_v = (bool(b) for b in rng.integers(2, size=2)) if options.flip else (False, False)
-        draft = Recipe(source_info.name, int(table.index[row]), target_info.name, 0, 0, options.mode,
-                       round(scale, 3), round(rotation, 1), flip_h, flip_v, options.margin)
+        lesion_index, scale, rotation = int(table.index[row]), round(scale, 3), round(rotation, 1)
         try:
-            lesion = placed_lesion_mask(lesion_patch(dataset, draft))
+            lesion = placed_lesion_mask(_lesion_patch(dataset, source_info.name, lesion_index, scale,
+                                                      rotation, flip_h, flip_v, options.margin))
         except LesionError:
             continue  # vanished at this scale: draw again
         if np.count_nonzero(lesion) > options.max_lesion_fraction * target_info.brain_area:
             continue
-        _, target_lesions = dataset.load(target_info.name)
+        avoid = options.avoid_lesions and len(target_info.lesions) > 0
         spot = draw_spot(lesion, dataset.brain(target_info.name),
-                         target_lesions if options.avoid_lesions and target_info.lesions else None,
+                         dataset.load(target_info.name)[1] if avoid else None,
                          rng, brain_bbox_rc=target_info.brain_bbox_rc,
                          min_brain_fraction=options.min_brain_fraction)
         if spot is not None:
-            return Recipe(draft.source, draft.lesion, draft.target, *spot, options.mode,
-                          draft.scale, draft.rotation, flip_h, flip_v, options.margin)
+            return Recipe(source_info.name, lesion_index, target_info.name, *spot, options.mode,
+                          scale, rotation, flip_h, flip_v, options.margin)
     raise PlacementError(
         f"no valid placement found in {options.max_tries} draws: lesions are too large "
         "for the targets' brains, the targets are full of lesions, or no target lies at "
