@@ -1,8 +1,9 @@
 """Batch generation: draw N recipes from a seed, render them, write them as cases.
 
 Sample ``i`` of a batch with seed ``s`` is ``draw_sample(dataset,
-sample_rng(s, i), options)`` (the first recipe of that random stream whose
-lesion visibly arrives), so the output is the same with 1 or K worker
+sample_rng(s, i), options)`` (``sample_recipe`` then ``render``, drawing again
+where the lesion did not visibly arrive or the "opencv" method fails), so the
+output is the same with 1 or K worker
 processes. The calling process is the first worker; it forks the others, and
 each takes the next chunk of samples to draw, render and write in one pass.
 Each slice is decoded once for all of them, by whichever needs it first, into
@@ -31,7 +32,7 @@ from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .machine import usable_cpus
 from .output import (MANIFEST_NAME, folder_lock, manifest_row, prepare_output_dirs,
                      sample_paths, write_manifest, write_sample)
-from .recipe import Recipe, SamplingOptions, draw_sample, sample_rng
+from .recipe import Draw, Recipe, SamplingOptions, draw_sample, sample_rng
 
 CHUNK = 32
 Progress = Callable[[int, int], None]
@@ -48,19 +49,26 @@ class GenerateSummary:
     duplicates : int
         Draws that repeated an earlier recipe of the batch (written once).
     manifest : Path
+    redrawn : int
+        Recipes drawn again because OpenCV's seamlessClone failed on them
+        (method "opencv"; see :func:`~poissonblend.recipe.draw_sample`).
     invisible : int
-        Samples drawn and dropped (redrawn) because their lesion did not visibly arrive.
+        Recipes drawn again because their lesion did not visibly arrive.
     """
 
     written: int
     skipped: int
     duplicates: int
     manifest: Path
+    redrawn: int = 0
     invisible: int = 0
 
     def __str__(self) -> str:
         dup = f", {self.duplicates} duplicate draw(s)" if self.duplicates else ""
-        redrawn = f", {self.invisible} invisible lesion(s) redrawn" if self.invisible else ""
+        redrawn = (f", {self.redrawn} redrawn (OpenCV's seamlessClone failed on them)"
+                   if self.redrawn else "")
+        if self.invisible:
+            redrawn += f", {self.invisible} invisible lesion(s) redrawn"
         manifest = f"; manifest {self.manifest}" if self.written or self.skipped else ""
         return f"{self.written} written, {self.skipped} already present{dup}{redrawn}{manifest}"
 
@@ -69,20 +77,21 @@ class GenerateSummary:
 _JOB: dict = {}
 
 
-def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict, int]]:
+def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict, Draw]]:
     """Draw, render and write samples `indices` of the batch.
 
-    Returns ``(index, recipe, case_id, status, quality, invisible)`` per sample,
+    Returns ``(index, recipe, case_id, status, quality, draw)`` per sample,
     status "written", "skipped" (identical files present) or the
     :class:`OutputError` message of a name taken by different files (nothing
-    written for it); `invisible` counts the draws dropped before it.
+    written for it); `draw` counts the recipes dropped before it.
     """
     ds, seed, options = _JOB["dataset"], _JOB["seed"], _JOB["options"]
     out_i, out_m, present = _JOB["out_input_dir"], _JOB["out_mask_dir"], _JOB["present"]
     results = []
     for i in indices:
-        drawn = draw_sample(ds, sample_rng(seed, i), options)
-        recipe, sample = drawn.recipe, drawn.sample
+        draw = draw_sample(ds, sample_rng(seed, i), options)
+        sample = draw.sample
+        recipe = sample.recipe
         case_id = recipe.case_id(ds.case_ids)
         try:
             if slice_name(case_id, 0) in present:  # skip if identical, complete half a pair
@@ -93,7 +102,7 @@ def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict, int
                 status = "written"
         except OutputError as exc:
             status = str(exc)
-        results.append((i, recipe, case_id, status, sample.quality.to_dict(), drawn.invisible))
+        results.append((i, recipe, case_id, status, sample.quality.to_dict(), draw))
     return results
 
 
@@ -211,7 +220,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
 
 def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: int,
               options: SamplingOptions, workers: int | None,
-              progress: Progress | None) -> list[tuple[int, Recipe, str, str, dict, int]]:
+              progress: Progress | None) -> list[tuple[int, Recipe, str, str, dict, Draw]]:
     """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make)."""
     present = set(os.listdir(out_i)) | set(os.listdir(out_m))
     can_fork = "fork" in multiprocessing.get_all_start_methods()
@@ -266,5 +275,6 @@ def _finish(results: list, manifest: Path, *, count: int, seed: int) -> Generate
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise OutputError(conflicts[0] + more)
     written = sum(s == "written" for s in statuses.values())
-    invisible = sum(r[-1] for r in results)
-    return GenerateSummary(written, len(rows) - written, count - len(rows), manifest, invisible)
+    draws = [result[-1] for result in results]
+    return GenerateSummary(written, len(rows) - written, count - len(rows), manifest,
+                           sum(d.redrawn for d in draws), sum(d.invisible for d in draws))
