@@ -160,6 +160,7 @@ def test_bad_sidebar_folders_show_error_and_keep_dataset(app: AppTest, tmp_path:
     assert any("does not exist" in e for e in errors), errors
     assert app.session_state[context.ACTIVE] == before
     assert image_urls(app)  # the previous dataset stays usable
+    assert app.text_input(key=sidebar.INPUT_DIR).value == before["input_dir"]  # fields restored
     # same folder twice, and a PNG that is not a slice
     app.text_input(key=sidebar.INPUT_DIR).input(str(dataset_dirs[0]))
     app.text_input(key=sidebar.MASK_DIR).input(str(dataset_dirs[0]))
@@ -175,6 +176,12 @@ def test_database_of_another_dataset_is_refused(app: AppTest, tmp_path: Path, db
     app.text_input(key=sidebar.DB).input(str(db_path))
     run(app.button(key=sidebar.OPEN).click())
     assert any("was made for the dataset" in e.value for e in app.sidebar.error)
+    said = " ".join(e.value for e in app.sidebar.error)
+    assert "“Use the database even if the files changed” in the sidebar" in said
+    assert "--allow-other-dataset" not in said
+    app.text_input(key=sidebar.INPUT_DIR).input(str(other_in))  # (restored after the failure)
+    app.text_input(key=sidebar.MASK_DIR).input(str(other_mask))
+    app.text_input(key=sidebar.DB).input(str(db_path))
     assert Path(app.session_state[context.ACTIVE]["db"]) == db_path
     assert Path(app.session_state[context.ACTIVE]["input_dir"]) != other_in  # the old set stays open
     # Asked explicitly, the same database opens for the other files.
@@ -186,6 +193,36 @@ def test_database_of_another_dataset_is_refused(app: AppTest, tmp_path: Path, db
     # ... and is bound to them from now on: it opens for them without the option.
     assert Store.open(db_path, open_dataset(other_in, other_mask)).recorded_dataset["input_dir"] \
         == str(other_in.resolve())
+
+
+def test_a_database_in_a_missing_folder_is_created_only_when_confirmed(app: AppTest,
+                                                                     tmp_path: Path):
+    before = dict(app.session_state[context.ACTIVE])
+    wanted = tmp_path / "new" / "folder" / "review.db"
+    app.text_input(key=sidebar.DB).input(str(wanted))
+    run(app.button(key=sidebar.OPEN).click())
+    assert any("does not exist" in w.value and "Create it" in w.value for w in app.sidebar.warning)
+    assert not wanted.parent.exists() and app.session_state[context.ACTIVE] == before
+    run(app.button(key=sidebar.KEEP_MISSING).click())  # cancel: nothing made, nothing asked
+    assert not wanted.parent.exists() and not app.sidebar.warning
+    assert app.text_input(key=sidebar.DB).value == before["db"]
+    app.text_input(key=sidebar.DB).input(str(wanted))
+    run(app.button(key=sidebar.OPEN).click())
+    run(app.button(key=sidebar.CREATE_FOLDER).click())
+    assert wanted.exists() and Path(app.session_state[context.ACTIVE]["db"]) == wanted
+
+
+def test_isles_import_message_has_plurals_and_says_flair_was_resampled(tmp_path: Path):
+    from poissonblend.isles import CaseSummary, ImportSummary
+
+    one = CaseSummary("0001", slices=1, written=1, unchanged=0, dropped_empty=0, lesion_slices=1,
+                      lesion_voxels=9)
+    text = sidebar.import_message(ImportSummary(tmp_path, (one,), ()), "flair")
+    assert text.startswith("Imported 1 case: 1 slice (1 written, 0 unchanged), 1 slice with lesions")
+    assert "FLAIR was resampled onto the grid of the lesion masks" in text
+    two = ImportSummary(tmp_path, (one, CaseSummary("0002", 2, 2, 0, 0, 0, 0)), ())
+    assert sidebar.import_message(two, "dwi").startswith("Imported 2 cases: 3 slices")
+    assert "resampled" not in sidebar.import_message(two, "dwi")
 
 
 def test_sidebar_choice_is_remembered_across_restarts(app: AppTest, tmp_path: Path):
@@ -710,6 +747,7 @@ def test_isles_import_opens_the_imported_set(app: AppTest, tmp_path: Path):
     app.text_input(key=sidebar.ISLES_ROOT).input(str(tmp_path / "no-such-isles"))
     run(app.button(key=sidebar.ISLES_RUN).click())
     assert app.sidebar.error, "a missing ISLES folder is an st.error"
+    assert not app.sidebar.get("progress") and not app.sidebar.success  # the error alone
     assert app.session_state[context.ACTIVE]["origin"] == "command line"
 
     root = fake_isles(tmp_path / "isles")
@@ -721,6 +759,7 @@ def test_isles_import_opens_the_imported_set(app: AppTest, tmp_path: Path):
     assert active["origin"] == "ISLES 2022 import"
     assert Path(active["input_dir"]) == out / "input"
     assert len(list((out / "mask").glob("slice_0001_*.png"))) == 6
-    assert any("imported 1 case" in s.value for s in app.sidebar.success)
+    assert any(s.value.startswith("Imported 1 case: 6 slices") for s in app.sidebar.success)
+    assert not any("1 cases" in s.value for s in app.sidebar.success)
     assert Path(app.text_input(key=sidebar.INPUT_DIR).value) == out / "input"
     assert app.selectbox(key="c_source").value.startswith("slice_0001_")

@@ -16,18 +16,13 @@ from poissonblend.dataset import Dataset, SliceInfo
 from poissonblend.recipe import Recipe
 from poissonblend.store import REASONS, Candidate
 from ui import pictures
-from ui.context import Context
+from ui.context import Context, plural
 
 ORDER_LABELS = {"created": "Queue order", "score_asc": "Worst score first",
                 "score_desc": "Best score first"}
 STATE_ICONS = {"undecided": ":material/hourglass_empty:", "accepted": ":green[:material/check_circle:]",
                "rejected": ":red[:material/cancel:]", "skipped": ":gray[:material/skip_next:]"}
 NO_REASON = "(no reason)"
-
-
-def plural(n: int, noun: str, many: str | None = None) -> str:
-    """``1 case``, ``2 cases``, ``1,024 slices`` (`many`: an irregular plural)."""
-    return f"{n:,} {noun if n == 1 else many or noun + 's'}"
 
 
 def show_error(exc: BaseException) -> None:
