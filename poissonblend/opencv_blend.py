@@ -101,4 +101,4 @@ def opencv_blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray
     return assemble(site, image, target_mask, brain=brain, levels=levels)
 
 
-__all__ = ["CLONE_FLAGS", "opencv_blend", "seamless_clone"]
+__all__ = ["CLONE_FLAGS", "SeamlessCloneError", "opencv_blend", "seamless_clone"]
