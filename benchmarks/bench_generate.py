@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from poissonblend.blend import blend  # noqa: E402
 from poissonblend.dataset import open_dataset  # noqa: E402
 from poissonblend.lesions import extract_lesion, label_lesions  # noqa: E402
+from poissonblend.opencv_blend import SeamlessCloneError, seamless_clone  # noqa: E402
 from poissonblend.placement import sample_spot, valid_spots  # noqa: E402
 
 
@@ -76,11 +77,8 @@ def write_set(root: Path, size: int, n: int, seed: int) -> tuple[Path, Path]:
 def naive_blend(src: np.ndarray, src_mask: np.ndarray, dst: np.ndarray, contour, center_xy):
     """The method as usually written: tight bbox of one contour, 3-channel seamlessClone."""
     x, y, w, h = cv2.boundingRect(contour)
-    crop = cv2.cvtColor(src[y:y + h, x:x + w], cv2.COLOR_GRAY2BGR)
-    crop_mask = src_mask[y:y + h, x:x + w].copy()
-    out = cv2.seamlessClone(crop, cv2.cvtColor(dst, cv2.COLOR_GRAY2BGR), crop_mask, center_xy,
-                            cv2.NORMAL_CLONE)
-    return cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
+    return seamless_clone(src[y:y + h, x:x + w], src_mask[y:y + h, x:x + w].copy(), dst,
+                          center_xy=center_xy)
 
 
 def bench_blend(size: int = 256, trials: int = 300, repeats: int = 7) -> tuple[float, float, int]:
@@ -109,7 +107,7 @@ def bench_blend(size: int = 256, trials: int = 300, repeats: int = 7) -> tuple[f
         contour = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0][0]
         try:
             naive_blend(src, one, dst, contour, spot)
-        except cv2.error:
+        except SeamlessCloneError:
             crashed += 1
             continue
         cases.append((src, one, labels, lesion, dst, dst_mask > 0, contour, spot))

@@ -100,4 +100,4 @@ def opencv_blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray
     return assemble(site, image, target_mask, brain=brain)
 
 
-__all__ = ["CLONE_FLAGS", "opencv_blend", "seamless_clone"]
+__all__ = ["CLONE_FLAGS", "SeamlessCloneError", "opencv_blend", "seamless_clone"]

@@ -122,6 +122,16 @@ class Candidate:
         value = self.quality.get("score")
         return float(value) if value is not None else None
 
+    @property
+    def source_case(self) -> str:
+        """Case id of the recipe's source slice."""
+        return self.recipe.source_case
+
+    @property
+    def target_case(self) -> str:
+        """Case id of the recipe's target slice."""
+        return self.recipe.target_case
+
 
 @dataclass(frozen=True)
 class DecisionRecord:
@@ -636,7 +646,14 @@ class Store:
             If an argument has the wrong type or `quality` lacks a field.
         DatasetError, LesionError, PlacementError
             If the recipe does not fit the dataset (unknown slice, lesion, spot).
+        HoldoutError
+            If the recipe's source or target is one of the database's held-out cases.
         """
+        if isinstance(recipe, Recipe):
+            roles = held_out_roles(recipe, self.holdout())
+            if roles:
+                raise HoldoutError(f"the recipe uses held-out case(s) of {self.path.name}: "
+                                   f"{', '.join(roles)}")
         return _candidate(self._write(self._inserter(recipe, quality=quality, batch=batch,
                                                      seed=seed, sample_index=sample_index,
                                                      digest=digest)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -134,8 +135,11 @@ def test_store_holdout_set_read_clear_and_invalid(tmp_path, dataset):
     assert Store.open(tmp_path / "review.db").holdout() == {"0001", "0003"}  # another handle sees it
     assert "holdout" not in store.recorded_dataset
     queued = store.queue(20, 0)
-    assert all(c.recipe.source_case in {"0000", "0002"} and c.recipe.target_case in {"0000", "0002"}
-               for c in queued)
+    assert all(c.source_case in {"0000", "0002"} and c.target_case in {"0000", "0002"}
+               and c.source_case == c.recipe.source.split("_")[1] for c in queued)
+    with pytest.raises(HoldoutError, match="the recipe uses held-out case.*: source 0001"):
+        store.add(replace(queued[0].recipe, source=queued[0].recipe.source.replace(
+            f"_{queued[0].recipe.source_case}_", "_0001_")))
     assert store.set_holdout(set()) == frozenset() and store.holdout() == frozenset()
     for bad in ("0001", ["a b"], [""], [3]):
         with pytest.raises(HoldoutError):

@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 from conftest import TEST_SEEDS, brain_slice, make_training_set, write_slice
@@ -125,6 +127,22 @@ def test_both_methods_give_the_same_mask_and_comparable_quality(dataset):
         assert theirs.quality.contrast_transferred < ours.quality.contrast_transferred
         assert theirs.quality.changed_fraction < ours.quality.changed_fraction
     assert compared >= 3
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), mode=st.sampled_from(["normal", "mixed"]),
+       flip=st.booleans(), scale=st.floats(0.7, 1.6))
+def test_opencv_changes_only_the_lesion_box_and_its_mask_is_target_or_lesion(dataset, seed, mode,
+                                                                           flip, scale):
+    options = SamplingOptions(method="opencv", mode=mode, flip=flip, scale_range=(scale, scale))
+    sample, _ = draw_sample(dataset, seed, options)
+    target, target_mask = dataset.load(sample.recipe.target)
+    rows, cols = np.nonzero(sample.lesion_mask)
+    box = np.zeros_like(target_mask)
+    box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+    assert (sample.image[~box] == target[~box]).all()  # OpenCV solves inside the bbox only
+    assert (sample.mask == np.where(target_mask | sample.lesion_mask, 255, 0)).all()
+    assert sample.quality.lesion_area == rows.size
 
 
 def test_transformed_recipes_render_with_opencv(dataset):
