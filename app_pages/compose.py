@@ -115,14 +115,18 @@ def spot_recipe() -> tuple[Recipe | None, str | None]:
 @st.fragment
 def compose() -> None:
     """The whole page in one fragment: a click or a setting reruns only this, not the sidebar."""
+    holdout = ctx.store.holdout()
+    if holdout:
+        st.caption(f"{context.plural(len(holdout), 'held-out case')} left out of both pickers "
+                   "(sidebar).")
     # ------------------------------------------------------------ 1 · 2: pickers
     src_col, tgt_col = st.columns(2, gap="large")
     with src_col:
         st.markdown("**1 · Source slice and lesion**")
         sources = widgets.slice_filters(ds, only_key=SRC_ONLY_LESIONS, search_key=SRC_SEARCH,
-                                        placeholder="e.g. 0003")
+                                        placeholder="e.g. 0003", holdout=holdout)
         if not sources:
-            st.warning("No slice matches this search.")
+            st.warning("No slice matches this search (held-out cases are left out).")
             return
         if ss.get(SOURCE) not in sources:
             ss[SOURCE] = widgets.slice_with_largest_lesion(ds, sources)
@@ -141,9 +145,10 @@ def compose() -> None:
     with tgt_col:
         st.markdown("**2 · Target slice — click it to place the lesion's centre**")
         targets = widgets.slice_filters(ds, only_key=TGT_ONLY_LESIONS, search_key=TGT_SEARCH,
-                                        placeholder="e.g. 0005", need_brain=True)
+                                        placeholder="e.g. 0005", need_brain=True, holdout=holdout)
         if not targets:
-            st.warning("No target slice (with brain) matches this search.")
+            st.warning("No target slice (with brain) matches this search (held-out cases are "
+                       "left out).")
             return
         if ss.get(TARGET) not in targets:
             others = [n for n in targets if ds.info(n).case_id != ds.info(ss[SOURCE]).case_id]
