@@ -44,8 +44,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1440, "height": 900}
-LATENCY_MS = 3000
-"""Decision -> next candidate painted with its pictures loaded, median (the README's figure)."""
+TARGET_MS = 300
+"""The aim for decision -> next candidate painted with its pictures loaded, median (README)."""
+LATENCY_BOUND_MS = 3000
+"""What the test asserts: a busy shared machine (other test runs) can be far from the aim,
+which the README reports as measured."""
 START_TIMEOUT = 60
 
 
@@ -278,8 +281,8 @@ def test_curation_in_the_browser(server, page: Page):
                       10: "undecided", 11: "undecided", 12: "undecided"}
     median_ms = statistics.median(times) * 1000
     print(f"\ndecision -> next candidate painted, pictures loaded: median {median_ms:.0f} ms "
-          f"(n={len(times)}: {', '.join(f'{t * 1000:.0f}' for t in times)} ms)")
-    assert median_ms <= LATENCY_MS
+          f"(n={len(times)}: {', '.join(f'{t * 1000:.0f}' for t in times)} ms; aim {TARGET_MS} ms)")
+    assert median_ms <= LATENCY_BOUND_MS
 
     # ---- reload: the queue resumes where it was (state lives in the store)
     page.reload()
@@ -325,6 +328,12 @@ def test_curation_in_the_browser(server, page: Page):
                            "y": (want[1] + 0.5) * box["height"] / shape[0]})
     spot = page.get_by_text(re.compile(r"spot x=\d+, y=\d+"))
     expect(spot).to_contain_text(f"spot x={want[0]}, y={want[1]}")
+    # the result and Accept / Reject sit beside the target: a click needs no scroll at 1440x900
+    settle(page)
+    result = page.get_by_test_id("stImage").filter(has_text=re.compile(r"^Result$"))
+    for element in (result.locator("img"), page.get_by_role("button", name="Accept"),
+                    page.get_by_role("button", name="Reject")):
+        assert in_view(page, element), element
     shot(page, "compose")
 
     # ---- Export: dry run, export, files load with the user's loader, zip
