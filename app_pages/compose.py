@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import streamlit as st
+from dataclasses import replace
+
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from poissonblend.blend import MAX_MARGIN, MIN_MARGIN
@@ -31,6 +33,7 @@ FLIP_H = "c_flip_h"
 FLIP_V = "c_flip_v"
 MARGIN = "c_margin"
 OPACITY = "c_opacity"
+COMPARE = "c_compare"                # bool: also show the seed script's seamlessClone
 REASON = "c_reason"
 LAST_SAVED = "c_last_saved"          # (kind, text) | None: what the last Accept/Reject stored
 SRC_PREV, SRC_NEXT = "c_src_prev", "c_src_next"  # buttons
@@ -43,7 +46,7 @@ ss = st.session_state
 context.page_state(ctx, "c", {
     SRC_ONLY_LESIONS: True, SRC_SEARCH: "", TGT_ONLY_LESIONS: False, TGT_SEARCH: "", SPOT: None,
     LAST_CLICK: None, RANDOM_DRAWS: 0, MODE: "normal", SCALE: 1.0, ROTATION: 0, FLIP_H: False,
-    FLIP_V: False, MARGIN: 6, OPACITY: 0.35, REASON: widgets.NO_REASON, LAST_SAVED: None,
+    FLIP_V: False, MARGIN: 6, OPACITY: 0.35, COMPARE: False, REASON: widgets.NO_REASON, LAST_SAVED: None,
 }, per_dataset=(SOURCE, LESION, TARGET, SPOT))
 
 
@@ -178,6 +181,9 @@ def composer() -> None:
     f = st.columns([3, 3, 10])
     f[0].toggle("Flip left–right", key=FLIP_H, persist_state="session")
     f[1].toggle("Flip top–bottom", key=FLIP_V, persist_state="session")
+    f[2].toggle("Compare with the original seamlessClone", key=COMPARE, persist_state="session",
+                help="Blend the same recipe as the seed script did (cv2.seamlessClone) and show "
+                     "both results with their quality reports")
 
     if no_spot:
         st.warning(f"No valid spot: {no_spot}", icon=":material/wrong_location:")
@@ -214,6 +220,30 @@ def composer() -> None:
         saved = ss[LAST_SAVED]
         if saved:
             (st.success if saved[0] == "ok" else st.error)(saved[1])
+    if ss[COMPARE]:
+        compare_methods(recipe, pv)
+
+
+def compare_methods(recipe: Recipe, pv: pictures.Preview) -> None:
+    """The recipe blended by poissonblend (`pv`) and by the seed script's seamlessClone."""
+    st.markdown("**5 · The same recipe, blended by the original `cv2.seamlessClone`**")
+    try:
+        seamless = pictures.preview(ctx.key, replace(recipe, method="opencv").to_json(),
+                                    float(ss[OPACITY]), ds)
+    except PoissonBlendError as exc:
+        st.warning(f"OpenCV's seamlessClone cannot blend this recipe: {exc}",
+                   icon=":material/block:")
+        return
+    for column, title, shown in zip(st.columns(2, gap="large"),
+                                    ("poissonblend", "seamlessClone (seed script)"), (pv, seamless)):
+        with column:
+            st.markdown(f"*{title}*")
+            picture, close_up = st.columns(2)
+            with picture:
+                widgets.image(shown.overlay, "Result · new lesion orange")
+            with close_up:
+                widgets.image(shown.zoom, "Close-up")
+            widgets.quality_report(shown.quality)
 
 
 composer()
