@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from poissonblend.blend import MAX_MARGIN, MIN_MARGIN
+from poissonblend.blend import MAX_MARGIN, MIN_MARGIN, VISIBLE_FRACTION
 from poissonblend.errors import PoissonBlendError
-from poissonblend.recipe import Recipe
+from poissonblend.recipe import MAX_LEVEL_SHIFT, Recipe, default_target
 from ui import context, pictures, widgets
 
 # This page's session-state keys (prefix c_)
@@ -121,6 +121,7 @@ with src_col:
     st.radio("Lesion (number on the image · area)", [les.index for les in lesions], key=LESION,
              horizontal=True, format_func=lambda k: f"#{k} · {lesions[k].area} px",
              persist_state="session")
+    st.caption(f"Level {ds.info(ss[SOURCE]).level:.2f} in its case (0 = first slice, 1 = last)")
 
 with tgt_col:
     st.markdown("**2 · Target slice and spot**")
@@ -130,11 +131,18 @@ with tgt_col:
         st.warning("No target slice (with brain) matches this search (held-out cases are left out).")
         st.stop()
     if ss.get(TARGET) not in targets:
-        others = [n for n in targets if ds.info(n).case_id != ds.info(ss[SOURCE]).case_id]
-        ss[TARGET] = max(others or targets, key=lambda n: ds.info(n).brain_area)
+        ss[TARGET] = default_target(ds, ss[SOURCE], holdout=holdout)
+        if ss[TARGET] not in targets:  # the search leaves it out: the nearest level it lets through
+            source = ds.info(ss[SOURCE])
+            ss[TARGET] = min(targets, key=lambda n: (ds.info(n).case_id == source.case_id,
+                                                     abs(ds.info(n).level - source.level), n))
         on_target_change()
     widgets.slice_selector(ds, "Target slice", TARGET, targets, prev_key=TGT_PREV,
                       next_key=TGT_NEXT, case_key=TGT_CASE, on_change=on_target_change)
+    shift = abs(ds.info(ss[TARGET]).level - ds.info(ss[SOURCE]).level)
+    level = f"Level {ds.info(ss[TARGET]).level:.2f} · {shift:.2f} from the source's"
+    st.caption(level if shift <= MAX_LEVEL_SHIFT + 1e-9 else
+               f":orange[{level}: more than {MAX_LEVEL_SHIFT}, the lesion moves up or down the head]")
     st.caption("Click the target image to place the lesion's centre there.")
 
 
@@ -198,6 +206,11 @@ def composer() -> None:
         return
 
     st.markdown("**4 · Preview**")
+    if pv.quality["changed_fraction"] < VISIBLE_FRACTION:
+        st.warning(f"The lesion did not visibly arrive: only {pv.quality['changed_fraction']:.0%} of "
+                   f"its pixels changed by more than 3 grey levels (at least {VISIBLE_FRACTION:.0%} "
+                   "needed; generate and queue draw such samples again). Try mode, margin or "
+                   "another target.", icon=":material/visibility_off:")
     cols = st.columns(4)
     for col, data, caption in zip(cols, (pv.target, pv.blended, pv.overlay, pv.diff),
                                   ("Target (own lesions blue)", "Blended",
