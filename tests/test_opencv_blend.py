@@ -135,7 +135,7 @@ def test_both_methods_give_the_same_mask_and_comparable_quality(dataset):
 def test_opencv_changes_only_the_lesion_box_and_its_mask_is_target_or_lesion(dataset, seed, mode,
                                                                            flip, scale):
     options = SamplingOptions(method="opencv", mode=mode, flip=flip, scale_range=(scale, scale))
-    sample, _ = draw_sample(dataset, seed, options)
+    sample = draw_sample(dataset, seed, options).sample
     target, target_mask = dataset.load(sample.recipe.target)
     rows, cols = np.nonzero(sample.lesion_mask)
     box = np.zeros_like(target_mask)
