@@ -13,7 +13,8 @@ import numpy as np
 import streamlit as st
 
 from poissonblend.dataset import Dataset, SliceInfo
-from poissonblend.recipe import Recipe
+from poissonblend.blend import VISIBLE_FRACTION
+from poissonblend.recipe import MAX_LESION_FRACTION, MAX_LEVEL_SHIFT, Recipe
 from poissonblend.store import REASONS, Candidate
 from ui import pictures
 from ui.context import Context, plural
@@ -171,7 +172,12 @@ QUALITY_HELP = {
                       "grey levels per px (≈ 0: the blend fades in without a visible seam)"),
     "brain_fraction": ("In brain", "{:.0%}", "Share of lesion pixels inside the target's brain"),
     "lesion_area": ("Lesion area", "{:d} px", "Pixels of the placed lesion"),
-    "changed_fraction": ("Changed", "{:.0%}", "Share of lesion pixels that changed by > 3 levels"),
+    "changed_fraction": ("Changed", "{:.0%}", "Share of lesion pixels that changed by > 3 levels "
+                         f"(visible from {VISIBLE_FRACTION:.0%})"),
+    "level_shift": ("Level shift", "{:.2f}", "|target level − source level|, levels from 0 (first "
+                    f"slice of the case) to 1 (last); sampling keeps it within {MAX_LEVEL_SHIFT} by default"),
+    "tissue_ratio": ("Lesion / tissue", "{:.0%}", "Lesion area over the target's tissue area; "
+                     f"sampling keeps it at most {MAX_LESION_FRACTION:.0%} by default"),
 }
 
 
@@ -180,6 +186,13 @@ def quality_text(quality: dict, field: str) -> str:
     value = quality.get(field)
     fmt = QUALITY_HELP[field][1]
     return "–" if value is None else fmt.format(int(value) if fmt.endswith("px") else value)
+
+
+def quality_report(quality: dict, *, columns: int = 3) -> None:
+    """The quality report as metrics with explanations."""
+    cols = st.columns(columns)
+    for i, (field, (label, _, help_)) in enumerate(QUALITY_HELP.items()):
+        cols[i % columns].metric(label, quality_text(quality, field), help=help_)
 
 
 def quality_summary(quality: dict) -> None:
