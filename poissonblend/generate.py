@@ -1,7 +1,9 @@
 """Batch generation: draw N recipes from a seed, render them, write them as cases.
 
-Sample ``i`` of a batch with seed ``s`` is ``sample_recipe(dataset,
-sample_rng(s, i), options)``, so the output is the same with 1 or K worker
+Sample ``i`` of a batch with seed ``s`` is ``draw_sample(dataset,
+sample_rng(s, i), options)`` (``sample_recipe`` then ``render``, drawing again
+where the lesion did not visibly arrive or the "opencv" method fails), so the
+output is the same with 1 or K worker
 processes. The calling process is the first worker; it forks the others, and
 each takes the next chunk of samples to draw, render and write in one pass.
 Each slice is decoded once for all of them, by whichever needs it first, into
@@ -39,7 +41,7 @@ from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .machine import end_with_parent, usable_cpus
 from .output import (MANIFEST_NAME, check_manifest, folder_lock, manifest_row, prepare_output_dirs,
                      sample_paths, write_manifest, write_sample)
-from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng
+from .recipe import Draw, Recipe, SamplingOptions, draw_sample, sample_rng
 
 CHUNK = 32
 Progress = Callable[[int, int], None]
@@ -56,17 +58,28 @@ class GenerateSummary:
     duplicates : int
         Draws that repeated an earlier recipe of the batch (written once).
     manifest : Path
+    redrawn : int
+        Recipes drawn again because OpenCV's seamlessClone failed on them
+        (method "opencv"; see :func:`~poissonblend.recipe.draw_sample`).
+    invisible : int
+        Recipes drawn again because their lesion did not visibly arrive.
     """
 
     written: int
     skipped: int
     duplicates: int
     manifest: Path
+    redrawn: int = 0
+    invisible: int = 0
 
     def __str__(self) -> str:
         dup = f", {self.duplicates} duplicate draw(s)" if self.duplicates else ""
+        redrawn = (f", {self.redrawn} redrawn (OpenCV's seamlessClone failed on them)"
+                   if self.redrawn else "")
+        if self.invisible:
+            redrawn += f", {self.invisible} invisible lesion(s) redrawn"
         manifest = f"; manifest {self.manifest}" if self.written or self.skipped else ""
-        return f"{self.written} written, {self.skipped} already present{dup}{manifest}"
+        return f"{self.written} written, {self.skipped} already present{dup}{redrawn}{manifest}"
 
 
 # The run's state, set in the parent before it forks workers (who inherit it).
@@ -76,11 +89,12 @@ _JOB: dict = {}
 def _make(indices: Sequence[int], results: list) -> None:
     """Draw, render and write samples `indices` of the batch, appending to `results`.
 
-    Appends ``(index, recipe, case_id, status, quality)`` per sample, status
-    "written", "skipped" (identical files present) or the :class:`OutputError`
-    message of a name taken by different files (nothing written for it). Stops
-    early, after a whole sample, once the run is asked to stop; a full disk
-    asks it to stop.
+    Appends ``(index, recipe, case_id, status, quality, draw)`` per sample,
+    status "written", "skipped" (identical files present) or the
+    :class:`OutputError` message of a name taken by different files (nothing
+    written for it); `draw` counts the recipes dropped before it. Stops early,
+    after a whole sample, once the run is asked to stop; a full disk asks it
+    to stop.
     """
     ds, seed, options = _JOB["dataset"], _JOB["seed"], _JOB["options"]
     out_i, out_m, present = _JOB["out_input_dir"], _JOB["out_mask_dir"], _JOB["present"]
@@ -88,9 +102,10 @@ def _make(indices: Sequence[int], results: list) -> None:
     for i in indices:
         if queue.stopping():
             return
-        recipe = sample_recipe(ds, sample_rng(seed, i), options)
+        draw = draw_sample(ds, sample_rng(seed, i), options)
+        sample = draw.sample
+        recipe = sample.recipe
         case_id = recipe.case_id(ds.case_ids)
-        sample = render(ds, recipe)
         try:
             if slice_name(case_id, 0) in present:  # skip if identical, complete half a pair
                 status = write_sample(sample, case_id, out_i, out_m)
@@ -103,7 +118,7 @@ def _make(indices: Sequence[int], results: list) -> None:
             return
         except OutputError as exc:
             status = str(exc)
-        results.append((i, recipe, case_id, status, sample.quality.to_dict()))
+        results.append((i, recipe, case_id, status, sample.quality.to_dict(), draw))
 
 
 _INTERRUPTED, _DISK_FULL = 1, 2
@@ -266,7 +281,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
 
 def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: int,
               options: SamplingOptions, workers: int | None,
-              progress: Progress | None) -> tuple[list[tuple[int, Recipe, str, str, dict]], int]:
+              progress: Progress | None) -> tuple[list[tuple[int, Recipe, str, str, dict, Draw]], int]:
     """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make).
 
     Returns the results of the samples made and why the run stopped early (0: it did not).
@@ -314,7 +329,7 @@ def _finish(results: list, manifest: Path, *, count: int, seed: int) -> Generate
     """List the written and skipped samples in the manifest; raise on name conflicts."""
     rows: dict[str, dict] = {}
     statuses: dict[str, str] = {}
-    for i, recipe, case_id, status, quality in results:
+    for i, recipe, case_id, status, quality, _ in results:
         if case_id not in rows:  # a repeated draw is one case, listed once
             rows[case_id] = manifest_row(case_id, recipe, quality, seed=seed, sample_index=i)
             statuses[case_id] = status
@@ -326,4 +341,6 @@ def _finish(results: list, manifest: Path, *, count: int, seed: int) -> Generate
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise OutputError(conflicts[0] + more)
     written = sum(s == "written" for s in statuses.values())
-    return GenerateSummary(written, len(rows) - written, count - len(rows), manifest)
+    draws = [result[-1] for result in results]
+    return GenerateSummary(written, len(rows) - written, count - len(rows), manifest,
+                           sum(d.redrawn for d in draws), sum(d.invisible for d in draws))

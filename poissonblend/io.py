@@ -282,8 +282,11 @@ def _writer_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:  # a killed writer nobody has reaped yet (a zombie) writes nothing any more
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (OSError, IndexError):  # no /proc (not Linux): it exists, so count it as alive
         return True
-    return True
 
 
 def stale_temp_files(folder: Path) -> list[Path]:

@@ -35,7 +35,11 @@ RECIPE_COLUMNS = ("case_id", "source_file", "lesion_index", "target_file", "x", 
                   "scale", "rotation", "flips", "margin", "seed", "sample_index")
 QUALITY_COLUMNS = ("lesion_area", "contrast_source", "contrast_result", "contrast_transferred",
                    "seam_gradient", "brain_fraction", "changed_fraction", "score")
-MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS
+SOURCE_COLUMNS = ("method", "source_case", "target_case")
+"""How the sample was blended, and the cases its lesion and its target came from."""
+PLAUSIBILITY_COLUMNS = ("source_level", "target_level", "level_shift", "tissue_ratio")
+"""Quality fields added later: empty for a candidate queued before they existed."""
+MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS + SOURCE_COLUMNS + PLAUSIBILITY_COLUMNS
 MANIFEST_SIGNATURE = ("case_id", "source_file", "lesion_index", "target_file", "x", "y", "mode",
                       "scale", "rotation", "flips", "margin", "seed", "sample_index", "lesion_area",
                       "contrast_source", "contrast_result", "contrast_transferred",
@@ -165,6 +169,8 @@ def manifest_row(case_id: str, recipe: Recipe, quality: dict, *, seed: int | Non
            "margin": recipe.margin, "seed": "" if seed is None else seed,
            "sample_index": "" if sample_index is None else sample_index}
     row.update({k: quality[k] for k in QUALITY_COLUMNS})
+    row.update(method=recipe.method, source_case=recipe.source_case, target_case=recipe.target_case)
+    row.update({k: "" if quality.get(k) is None else quality[k] for k in PLAUSIBILITY_COLUMNS})
     return row
 
 
