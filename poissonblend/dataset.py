@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import DatasetError, OutputError, PoissonBlendWarning
 from .io import (atomic_write_bytes, decode_gray_png, disk_error_message, parse_slice_name,
-                 read_file_bytes, read_gray_png)
+                 read_file_bytes, read_gray_png, resolve_path)
 from .lesions import LesionInfo, label_lesions
 from .machine import end_with_parent, memory_bytes, usable_cpus
 from .placement import bbox_rc, brain_mask, histogram, tissue_threshold
@@ -537,8 +537,8 @@ def open_dataset(input_dir: str | os.PathLike, mask_dir: str | os.PathLike, *,
     PoissonBlendWarning
         Junk files ignored, colour PNGs read as grey, mask values other than 0/1/255.
     """
-    input_dir = Path(input_dir).resolve()
-    mask_dir = Path(mask_dir).resolve()
+    input_dir = resolve_path(input_dir, DatasetError)
+    mask_dir = resolve_path(mask_dir, DatasetError)
     if input_dir == mask_dir:
         raise DatasetError(f"input and mask folder are the same folder ({input_dir})")
     images = _list_pngs(input_dir, "input")

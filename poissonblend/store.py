@@ -49,7 +49,7 @@ from urllib.parse import quote
 from .dataset import Dataset, open_dataset
 from .errors import HoldoutError, PoissonBlendError, StoreError
 from .holdout import held_out_roles
-from .io import disk_error_message, disk_full, temp_path
+from .io import disk_error_message, disk_full, resolve_path, temp_path
 from .output import QUALITY_COLUMNS
 from .recipe import Recipe, Sample, SamplingOptions, draw_sample, render, sample_rng
 
@@ -538,7 +538,7 @@ class Store:
             raise StoreError(f"path {path!r} must be a file path")
         if dataset is not None and not isinstance(dataset, Dataset):
             raise StoreError(f"dataset must be a Dataset (see open_dataset), not {type(dataset).__name__}")
-        path = Path(path).resolve()
+        path = resolve_path(path, StoreError)
         if path.is_dir():
             raise StoreError(f"review database path {path} is a folder")
         if not path.exists():
