@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import streamlit as st
+from dataclasses import replace
+
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from poissonblend.blend import MAX_MARGIN, MIN_MARGIN
+from poissonblend.blend import MAX_MARGIN, MIN_MARGIN, VISIBLE_FRACTION
 from poissonblend.errors import PoissonBlendError
-from poissonblend.recipe import Recipe
+from poissonblend.recipe import MAX_LEVEL_SHIFT, Recipe, default_target
 from ui import context, pictures, widgets
 
 # This page's session-state keys (prefix c_)
@@ -31,6 +33,7 @@ FLIP_H = "c_flip_h"
 FLIP_V = "c_flip_v"
 MARGIN = "c_margin"
 OPACITY = "c_opacity"
+COMPARE = "c_compare"                # bool: also show the seed script's seamlessClone
 REASON = "c_reason"
 LAST_SAVED = "c_last_saved"          # (kind, text) | None: what the last Accept/Reject stored
 SRC_PREV, SRC_NEXT = "c_src_prev", "c_src_next"  # buttons
@@ -43,7 +46,7 @@ ss = st.session_state
 context.page_state(ctx, "c", {
     SRC_ONLY_LESIONS: True, SRC_SEARCH: "", TGT_ONLY_LESIONS: False, TGT_SEARCH: "", SPOT: None,
     LAST_CLICK: None, RANDOM_DRAWS: 0, MODE: "normal", SCALE: 1.0, ROTATION: 0, FLIP_H: False,
-    FLIP_V: False, MARGIN: 6, OPACITY: 0.35, REASON: widgets.NO_REASON, LAST_SAVED: None,
+    FLIP_V: False, MARGIN: 6, OPACITY: 0.35, COMPARE: False, REASON: widgets.NO_REASON, LAST_SAVED: None,
 }, per_dataset=(SOURCE, LESION, TARGET, SPOT))
 
 
@@ -118,6 +121,7 @@ with src_col:
     st.radio("Lesion (number on the image · area)", [les.index for les in lesions], key=LESION,
              horizontal=True, format_func=lambda k: f"#{k} · {lesions[k].area} px",
              persist_state="session")
+    st.caption(f"Level {ds.info(ss[SOURCE]).level:.2f} in its case (0 = first slice, 1 = last)")
 
 with tgt_col:
     st.markdown("**2 · Target slice and spot**")
@@ -127,11 +131,18 @@ with tgt_col:
         st.warning("No target slice (with brain) matches this search (held-out cases are left out).")
         st.stop()
     if ss.get(TARGET) not in targets:
-        others = [n for n in targets if ds.info(n).case_id != ds.info(ss[SOURCE]).case_id]
-        ss[TARGET] = max(others or targets, key=lambda n: ds.info(n).brain_area)
+        ss[TARGET] = default_target(ds, ss[SOURCE], holdout=holdout)
+        if ss[TARGET] not in targets:  # the search leaves it out: the nearest level it lets through
+            source = ds.info(ss[SOURCE])
+            ss[TARGET] = min(targets, key=lambda n: (ds.info(n).case_id == source.case_id,
+                                                     abs(ds.info(n).level - source.level), n))
         on_target_change()
     widgets.slice_selector(ds, "Target slice", TARGET, targets, prev_key=TGT_PREV,
                       next_key=TGT_NEXT, case_key=TGT_CASE, on_change=on_target_change)
+    shift = abs(ds.info(ss[TARGET]).level - ds.info(ss[SOURCE]).level)
+    level = f"Level {ds.info(ss[TARGET]).level:.2f} · {shift:.2f} from the source's"
+    st.caption(level if shift <= MAX_LEVEL_SHIFT + 1e-9 else
+               f":orange[{level}: more than {MAX_LEVEL_SHIFT}, the lesion moves up or down the head]")
     st.caption("Click the target image to place the lesion's centre there.")
 
 
@@ -178,6 +189,9 @@ def composer() -> None:
     f = st.columns([3, 3, 10])
     f[0].toggle("Flip left–right", key=FLIP_H, persist_state="session")
     f[1].toggle("Flip top–bottom", key=FLIP_V, persist_state="session")
+    f[2].toggle("Compare with the original seamlessClone", key=COMPARE, persist_state="session",
+                help="Blend the same recipe as the seed script did (cv2.seamlessClone) and show "
+                     "both results with their quality reports")
 
     if no_spot:
         st.warning(f"No valid spot: {no_spot}", icon=":material/wrong_location:")
@@ -192,6 +206,11 @@ def composer() -> None:
         return
 
     st.markdown("**4 · Preview**")
+    if pv.quality["changed_fraction"] < VISIBLE_FRACTION:
+        st.warning(f"The lesion did not visibly arrive: only {pv.quality['changed_fraction']:.0%} of "
+                   f"its pixels changed by more than 3 grey levels (at least {VISIBLE_FRACTION:.0%} "
+                   "needed; generate and queue draw such samples again). Try mode, margin or "
+                   "another target.", icon=":material/visibility_off:")
     cols = st.columns(4)
     for col, data, caption in zip(cols, (pv.target, pv.blended, pv.overlay, pv.diff),
                                   ("Target (own lesions blue)", "Blended",
@@ -214,6 +233,30 @@ def composer() -> None:
         saved = ss[LAST_SAVED]
         if saved:
             (st.success if saved[0] == "ok" else st.error)(saved[1])
+    if ss[COMPARE]:
+        compare_methods(recipe, pv)
+
+
+def compare_methods(recipe: Recipe, pv: pictures.Preview) -> None:
+    """The recipe blended by poissonblend (`pv`) and by the seed script's seamlessClone."""
+    st.markdown("**5 · The same recipe, blended by the original `cv2.seamlessClone`**")
+    try:
+        seamless = pictures.preview(ctx.key, replace(recipe, method="opencv").to_json(),
+                                    float(ss[OPACITY]), ds)
+    except PoissonBlendError as exc:
+        st.warning(f"OpenCV's seamlessClone cannot blend this recipe: {exc}",
+                   icon=":material/block:")
+        return
+    for column, title, shown in zip(st.columns(2, gap="large"),
+                                    ("poissonblend", "seamlessClone (seed script)"), (pv, seamless)):
+        with column:
+            st.markdown(f"*{title}*")
+            picture, close_up = st.columns(2)
+            with picture:
+                widgets.image(shown.overlay, "Result · new lesion orange")
+            with close_up:
+                widgets.image(shown.zoom, "Close-up")
+            widgets.quality_report(shown.quality)
 
 
 composer()

@@ -6,7 +6,8 @@ import streamlit as st
 
 from poissonblend.blend import MAX_MARGIN, MIN_MARGIN
 from poissonblend.errors import PoissonBlendError
-from poissonblend.recipe import METHODS, SamplingOptions
+from poissonblend.dataset import MIN_TARGET_TISSUE
+from poissonblend.recipe import MAX_LESION_FRACTION, MAX_LEVEL_SHIFT, METHODS, SamplingOptions
 from poissonblend.store import ORDERS, Candidate
 from ui import context, pictures, widgets
 
@@ -26,6 +27,10 @@ QUEUE_FLIP = "r_queue_flip"
 QUEUE_MARGIN = "r_queue_margin"
 QUEUE_MIN_AREA = "r_queue_min_area"
 QUEUE_METHOD = "r_queue_method"      # "poissonblend" | "opencv" (the seed script's seamlessClone)
+QUEUE_LEVEL_SHIFT = "r_queue_level_shift"  # float: max |target level - source level|
+QUEUE_ANY_LEVEL = "r_queue_any_level"      # bool: no level limit
+QUEUE_LESION_FRACTION = "r_queue_lesion_fraction"
+QUEUE_TARGET_TISSUE = "r_queue_target_tissue"
 QUEUE_GO = "r_queue_go"              # buttons
 ACCEPT, REJECT, SKIP, UNDO_BTN = "r_accept", "r_reject", "r_skip", "r_undo_btn"
 PREV, NEXT = "r_prev", "r_next"
@@ -36,7 +41,9 @@ ss = st.session_state
 context.page_state(ctx, "r", {
     ORDER: "created", CURRENT: None, UNDO: [], REASON: widgets.NO_REASON, QUEUE_N: 20, QUEUE_SEED: 0,
     QUEUE_MODE: "normal", QUEUE_SCALE: (0.8, 1.2), QUEUE_ROTATION: (-30, 30), QUEUE_FLIP: True,
-    QUEUE_MARGIN: 6, QUEUE_MIN_AREA: 9, QUEUE_METHOD: METHODS[0], FLASH: None,
+    QUEUE_MARGIN: 6, QUEUE_MIN_AREA: 9, QUEUE_METHOD: METHODS[0],
+    QUEUE_LEVEL_SHIFT: MAX_LEVEL_SHIFT, QUEUE_ANY_LEVEL: False, QUEUE_LESION_FRACTION: MAX_LESION_FRACTION,
+    QUEUE_TARGET_TISSUE: MIN_TARGET_TISSUE, FLASH: None,
 }, per_dataset=(CURRENT, UNDO))
 
 
@@ -141,6 +148,20 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
                        persist_state="session",
                        help="Draw only source lesions at least this large (9 skips 1–8 px specks)")
         d.toggle("Random flips", key=QUEUE_FLIP, persist_state="session")
+        a, b, c, d = st.columns([3, 2, 3, 3], vertical_alignment="bottom")
+        a.slider("Max level shift", 0.0, 1.0, step=0.05, key=QUEUE_LEVEL_SHIFT,
+                 persist_state="session",
+                 help="Largest |target level − source level|; a slice's level is its place in "
+                      "its case, 0 = first slice, 1 = last")
+        b.toggle("Any level", key=QUEUE_ANY_LEVEL, persist_state="session",
+                 help="No level limit (--max-level-shift none)")
+        c.slider("Max lesion / tissue", 0.05, 1.0, step=0.05, key=QUEUE_LESION_FRACTION,
+                 persist_state="session",
+                 help="Largest placed lesion as a fraction of the target's tissue area")
+        d.slider("Min target tissue", 0.0, 1.0, step=0.05, key=QUEUE_TARGET_TISSUE,
+                 persist_state="session",
+                 help="Least tissue of a target as a fraction of the largest in its case "
+                      "(near-empty edge slices are never targets)")
         a, b = st.columns([2, 4], vertical_alignment="bottom")
         a.segmented_control("Method", METHODS, key=QUEUE_METHOD, required=True,
                             persist_state="session",
@@ -162,7 +183,11 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
                                       rotation_range=tuple(map(float, ss[QUEUE_ROTATION])),
                                       flip=bool(ss[QUEUE_FLIP]), margin=int(ss[QUEUE_MARGIN]),
                                       min_area=int(ss[QUEUE_MIN_AREA]),
-                                      method=ss[QUEUE_METHOD], holdout=holdout)
+                                      method=ss[QUEUE_METHOD], holdout=holdout,
+                                      max_level_shift=None if ss[QUEUE_ANY_LEVEL]
+                                      else float(ss[QUEUE_LEVEL_SHIFT]),
+                                      max_lesion_fraction=float(ss[QUEUE_LESION_FRACTION]),
+                                      min_target_tissue=float(ss[QUEUE_TARGET_TISSUE]))
             queued = store.queue(n, seed, options, batch=batch, start=start,
                                  progress=lambda k, total: bar.progress(
                                      k / total, text=f"{k} of {total} candidates rendered"))
@@ -171,9 +196,11 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
             widgets.show_error(exc)
         else:
             bar.empty()
-            redrawn = f"; {queued.redrawn} drawn again where OpenCV raised" if queued.redrawn else ""
+            again = [f"{count} drawn again {why}" for count, why in (
+                (queued.redrawn, "where OpenCV raised"),
+                (queued.invisible, "where the lesion did not visibly arrive")) if count]
             flash("ok", f"Queued {len(queued)} candidates (batch {batch}, samples "
-                        f"{start}–{start + n - 1}{redrawn})")
+                        f"{start}–{start + n - 1}{''.join('; ' + a for a in again)})")
             counts = store.counts()
 
 # ---------------------------------------------------------------- progress + order

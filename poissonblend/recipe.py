@@ -523,17 +523,18 @@ def draw_sample(dataset: Dataset, rng: np.random.Generator | int,
 
 
 def default_target(dataset: Dataset, source: str, *, max_level_shift: float | None = MAX_LEVEL_SHIFT,
-                   min_target_tissue: float = MIN_TARGET_TISSUE) -> str | None:
+                   min_target_tissue: float = MIN_TARGET_TISSUE,
+                   holdout: frozenset[str] = frozenset()) -> str | None:
     """A plausible target for a lesion of slice `source`, chosen without randomness.
 
     Among the targets (:meth:`Dataset.targets`) of other cases whose level lies
     within `max_level_shift` of the source's (the nearest levels if none does),
     the one whose brain area is closest to their median (ties: nearest level,
     then name); targets of the source's own case only when no other case has
-    one. None if the dataset has no target.
+    one. Never a slice of a `holdout` case. None if the dataset has no target.
     """
     info = dataset.info(source)
-    names = dataset.targets(min_target_tissue)
+    names = [n for n in dataset.targets(min_target_tissue) if dataset.info(n).case_id not in holdout]
     others = [n for n in names if dataset.info(n).case_id != info.case_id] or list(names)
     if not others:
         return None

@@ -12,7 +12,8 @@ import numpy as np
 import streamlit as st
 
 from poissonblend.dataset import Dataset, SliceInfo
-from poissonblend.recipe import Recipe
+from poissonblend.blend import VISIBLE_FRACTION
+from poissonblend.recipe import MAX_LESION_FRACTION, MAX_LEVEL_SHIFT, Recipe
 from poissonblend.store import REASONS, Candidate
 from ui import pictures
 from ui.context import Context
@@ -168,7 +169,12 @@ QUALITY_HELP = {
                       "grey levels per px (≈ 0: the blend fades in without a visible seam)"),
     "brain_fraction": ("In brain", "{:.0%}", "Share of lesion pixels inside the target's brain"),
     "lesion_area": ("Lesion area", "{:d} px", "Pixels of the placed lesion"),
-    "changed_fraction": ("Changed", "{:.0%}", "Share of lesion pixels that changed by > 3 levels"),
+    "changed_fraction": ("Changed", "{:.0%}", "Share of lesion pixels that changed by > 3 levels "
+                         f"(visible from {VISIBLE_FRACTION:.0%})"),
+    "level_shift": ("Level shift", "{:.2f}", "|target level − source level|, levels from 0 (first "
+                    f"slice of the case) to 1 (last); sampling keeps it within {MAX_LEVEL_SHIFT} by default"),
+    "tissue_ratio": ("Lesion / tissue", "{:.0%}", "Lesion area over the target's tissue area; "
+                     f"sampling keeps it at most {MAX_LESION_FRACTION:.0%} by default"),
 }
 
 
