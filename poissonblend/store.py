@@ -986,6 +986,21 @@ class Store:
         reviewer = _check_text(reviewer, "reviewer")
         return self._append([candidate_id], CLEARED, None, reviewer, states=DECISIONS, fetch=True)
 
+    def undo_many(self, candidate_ids: Iterable[int], *, reviewer: str | None = None) -> list[int]:
+        """Clear the current decision of many candidates in one transaction (appends ``"cleared"``
+        for those decided; undecided ones are left alone). Returns the ids cleared.
+
+        Raises
+        ------
+        StoreError
+            If a candidate does not exist (nothing is written).
+        """
+        reviewer = _check_text(reviewer, "reviewer")
+        if isinstance(candidate_ids, (str, bytes)) or not isinstance(candidate_ids, Iterable):
+            raise StoreError(f"candidate_ids {candidate_ids!r} must be an iterable of integers")
+        ids = list(dict.fromkeys(_check_id(i, "candidate id") for i in candidate_ids))
+        return self._append(ids, CLEARED, None, reviewer, states=DECISIONS)
+
     def _append(self, ids: list[int], decision: str, reason: str | None, reviewer: str | None,
                 *, states: Sequence[str] | None, fetch: bool = False):
         """Append `decision` for `ids` (those in `states` only) in one transaction.
