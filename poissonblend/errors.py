@@ -42,3 +42,7 @@ class ImportError_(PoissonBlendError):  # noqa: N801 - avoid shadowing builtin I
 
 class PoissonBlendWarning(UserWarning):
     """Something was odd but usable (junk file skipped, colour PNG converted, ...)."""
+
+
+class AblationError(PoissonBlendError):
+    """An ablation run cannot start or continue (settings, folds, output folder, Keras)."""
