@@ -23,6 +23,23 @@ try:
 except ImportError as exc:  # pragma: no cover - the requirements install it
     raise AblationError(f"ablate needs Keras 3 and a backend (pip install -r requirements.txt): {exc}") from None
 
+
+def _cache_compiled_programs() -> None:
+    """Keep JAX's compiled programs on disk, so a resumed run does not compile its step again.
+
+    In the user cache (``…/poissonblend/jax``) unless JAX_COMPILATION_CACHE_DIR says otherwise.
+    """
+    if keras.backend.backend() != "jax" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    import jax
+
+    from ..dataset import default_cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(default_cache_dir() / "jax"))
+
+
+_cache_compiled_programs()
+
 SMOOTH = 1.0
 """Added to the numerator and denominator of the soft Dice loss (px)."""
 
