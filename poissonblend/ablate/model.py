@@ -155,7 +155,13 @@ def train(model: "keras.Model", x: np.ndarray, y: np.ndarray, batches: Sequence[
 
 
 def predict(model: "keras.Model", x: np.ndarray, *, batch_size: int) -> np.ndarray:
-    """Lesion probabilities, ``(n, rows, cols)`` float32, batch by batch."""
-    out = [np.asarray(model.predict_on_batch(x[k:k + batch_size]))[..., 0]
-           for k in range(0, len(x), batch_size)]
+    """Lesion probabilities, ``(n, rows, cols)`` float32, batch by batch.
+
+    The last batch is padded to `batch_size`, so one compiled program serves every call.
+    """
+    out = []
+    for k in range(0, len(x), batch_size):
+        chunk = x[k:k + batch_size]
+        padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *x.shape[1:]), x.dtype)])
+        out.append(np.asarray(model.predict_on_batch(padded))[:len(chunk), ..., 0])
     return np.concatenate(out) if out else np.zeros(x.shape[:3], np.float32)
