@@ -1,8 +1,8 @@
 """How fast the Compose preview recomputes: render + draw + PNG-encode, server side.
 
 Target: median <= 50 ms for a 256 px slice. Measures the exact functions the app
-calls on a change (``ui.compute_preview`` for the four views, the close-up and
-the quality report; ``ui.compute_target_click`` for the clickable target with
+calls on a change (``pictures.compute_preview`` for the four views, the close-up and
+the quality report; ``pictures.compute_target_click`` for the clickable target with
 the lesion footprint and marker), uncached, on a 256 px demo set:
 
 - *move*: a new spot (the lesion patch is reused, as when the user clicks);
@@ -28,7 +28,7 @@ logging.getLogger("streamlit").setLevel(logging.ERROR)
 
 import numpy as np  # noqa: E402
 
-import ui  # noqa: E402
+from ui import pictures  # noqa: E402
 from poissonblend.dataset import open_dataset  # noqa: E402
 from poissonblend.demo import make_demo  # noqa: E402
 from poissonblend.errors import PoissonBlendError  # noqa: E402
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         options = SamplingOptions(scale_range=(0.8, 1.3), rotation_range=(-40, 40), flip=True)
         base = [sample_recipe(dataset, rng, options) for _ in range(8)]
         for recipe in base:  # warm-up: imports, first-call allocations
-            ui.compute_preview(dataset, recipe)
+            pictures.compute_preview(dataset, recipe)
 
         results = {"move": [], "transform": []}
         clicks = {"move": [], "transform": []}
@@ -73,13 +73,13 @@ def main(argv=None) -> int:
                              scale=round(float(rng.uniform(0.8, 1.2)), 3))
             for kind, r in (("move", moved), ("transform", turned)):
                 try:
-                    results[kind].append(measure(ui.compute_preview, dataset, r))
-                    clicks[kind].append(measure(ui.compute_target_click, dataset, r, r.target))
+                    results[kind].append(measure(pictures.compute_preview, dataset, r))
+                    clicks[kind].append(measure(pictures.compute_target_click, dataset, r, r.target))
                 except PoissonBlendError:
                     continue  # the new transform may not fit at this spot: not a preview
 
     shape = dataset.slices[0].shape
-    print(f"preview benchmark: {shape[1]}x{shape[0]} px slices, display {ui.PREVIEW_PX} px, "
+    print(f"preview benchmark: {shape[1]}x{shape[0]} px slices, display {pictures.PREVIEW_PX} px, "
           f"{args.repeats} changes per kind (target: median <= {TARGET_MS:.0f} ms)")
     ok = True
     for kind in results:

@@ -106,6 +106,80 @@ _ALPHA = np.clip((FEATHER + 1 - np.arange(_FAR + 1)) / FEATHER, 0.0, 1.0).astype
 """Blend weight by Chebyshev distance from the lesion: 1, 1, 2/3, 1/3, 0, 0, … for FEATHER = 3."""
 
 
+@dataclass(frozen=True, eq=False)
+class Site:
+    """Where a lesion patch lands on a target, and the window a blend works in.
+
+    Made by :func:`locate`; shared by :func:`blend` and the ``"opencv"`` method
+    (:mod:`poissonblend.opencv_blend`) so both are placed and measured alike.
+
+    Attributes
+    ----------
+    top, left : int
+        Target (row, col) of the lesion bbox's top-left pixel.
+    lesion_crop : (h, w) ndarray of bool
+        The lesion within its bbox.
+    window_rc : (int, int)
+        Target (row, col) of the window's top-left: the bbox grown by ``margin + 1``
+        (may lie partly outside the target).
+    src : (H, W) ndarray of float32
+        The patch's grey levels over the window.
+    lesion : (H, W) ndarray of bool
+        The lesion over the window.
+    tgt : (H, W) ndarray of float32
+        The target over the window (edge-replicated past its border).
+    dist : (H, W) ndarray of intp
+        Chebyshev distance to the lesion, capped at ``MAX_MARGIN + 1``.
+    """
+
+    top: int
+    left: int
+    lesion_crop: np.ndarray
+    window_rc: tuple[int, int]
+    src: np.ndarray
+    lesion: np.ndarray
+    tgt: np.ndarray
+    dist: np.ndarray
+
+    def window(self, image: np.ndarray) -> np.ndarray:
+        """The window's pixels of an image the size of the target (edge-replicated past it)."""
+        return _window(image, *self.window_rc, *self.src.shape)
+
+
+def locate(patch: LesionPatch, target: np.ndarray, *, center_xy: tuple[int, int],
+           margin: int) -> Site:
+    """Place `patch` with its bbox centre at `center_xy` = (x, y) on `target` (see :func:`blend`).
+
+    Raises
+    ------
+    PlacementError
+        If the lesion would not lie wholly inside the target image.
+    """
+    pr0, pc0, pr1, pc1 = patch.bbox_rc
+    lesion_crop = patch.mask[pr0:pr1, pc0:pc1]
+    x, y = center_xy
+    top, left = top_left_rc(lesion_crop, x, y)
+    rows, cols = target.shape
+    h, w = lesion_crop.shape
+    if top < 0 or left < 0 or top + h > rows or left + w > cols:
+        raise PlacementError(
+            f"spot (x={x}, y={y}) puts the {w}x{h} px lesion outside the {cols}x{rows} target")
+    pad = margin + 1
+    if min(pr0, pc0, patch.mask.shape[0] - pr1, patch.mask.shape[1] - pc1) < pad:
+        raise ValueError(f"`patch` needs {pad} px of texture around the lesion")
+    # The window: lesion bbox ± pad, in patch and in target coordinates.
+    sr0, sc0 = pr0 - pad, pc0 - pad
+    wh, ww = h + 2 * pad, w + 2 * pad
+    lesion = patch.mask[sr0:sr0 + wh, sc0:sc0 + ww]
+    # Chebyshev distance to the lesion (capped): the Poisson region is the lesion
+    # grown by `margin`; the composite weight fades with the same distance.
+    dist = np.minimum(cv2.distanceTransform((~lesion).view(np.uint8), cv2.DIST_C, 3),
+                      _FAR).astype(np.intp)
+    return Site(top, left, lesion_crop, (top - pad, left - pad),
+                patch.image[sr0:sr0 + wh, sc0:sc0 + ww], lesion,
+                _window(target, top - pad, left - pad, wh, ww).astype(np.float32), dist)
+
+
 def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
           center_xy: tuple[int, int], mode: str = "normal", margin: int = 6,
           brain: np.ndarray | None = None) -> Blend:
@@ -140,34 +214,10 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     RecipeError
         If `mode` or `margin` is invalid.
     """
-    if mode not in MODES:
-        raise RecipeError(f"mode {mode!r} must be one of {', '.join(MODES)}")
-    check_margin(margin)
-    pr0, pc0, pr1, pc1 = patch.bbox_rc
-    lesion_crop = patch.mask[pr0:pr1, pc0:pc1]
-    x, y = center_xy
-    top, left = top_left_rc(lesion_crop, x, y)
-    rows, cols = target.shape
-    h, w = lesion_crop.shape
-    if top < 0 or left < 0 or top + h > rows or left + w > cols:
-        raise PlacementError(
-            f"spot (x={x}, y={y}) puts the {w}x{h} px lesion outside the {cols}x{rows} target")
-    pad = margin + 1
-    if min(pr0, pc0, patch.mask.shape[0] - pr1, patch.mask.shape[1] - pc1) < pad:
-        raise ValueError(f"`patch` needs {pad} px of texture around the lesion")
-    # The solve window: lesion bbox ± pad, in patch and in target coordinates.
-    sr0, sc0 = pr0 - pad, pc0 - pad
-    wh, ww = h + 2 * pad, w + 2 * pad
-    wr0, wc0 = top - pad, left - pad
-    src = patch.image[sr0:sr0 + wh, sc0:sc0 + ww]
-    lesion = patch.mask[sr0:sr0 + wh, sc0:sc0 + ww]
-    tgt = _window(target, wr0, wc0, wh, ww).astype(np.float32)
-
-    # Chebyshev distance to the lesion (capped): the Poisson region is the lesion
-    # grown by `margin`; the composite weight fades with the same distance.
-    dist = np.minimum(cv2.distanceTransform((~lesion).view(np.uint8), cv2.DIST_C, 3),
-                      _FAR).astype(np.intp)
-    correction = poisson_correction(src, tgt, dist <= margin, mode=mode)
+    check_mode_and_margin(mode, margin)
+    site = locate(patch, target, center_xy=center_xy, margin=margin)
+    tgt, dist = site.tgt, site.dist
+    correction = poisson_correction(site.src, tgt, dist <= margin, mode=mode)
     blended = tgt.copy()
     blended[1:-1, 1:-1] += _ALPHA[dist[1:-1, 1:-1]] * correction
     # Round half to even and saturate at 255 (OpenCV's cvRound, as np.rint); where the
@@ -175,23 +225,56 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     out = cv2.convertScaleAbs(np.maximum(blended, 0, out=blended))
 
     # Paste the window back, only the part inside the image.
+    rows, cols = target.shape
+    (wr0, wc0), (wh, ww) = site.window_rc, out.shape
     ir0, ic0 = max(0, wr0), max(0, wc0)
     ir1, ic1 = min(rows, wr0 + wh), min(cols, wc0 + ww)
-    win = (slice(ir0 - wr0, ir1 - wr0), slice(ic0 - wc0, ic1 - wc0))
     image = target.copy()
-    image[ir0:ir1, ic0:ic1] = out[win]
-    lesion_mask = np.zeros(target.shape, dtype=bool)
+    image[ir0:ir1, ic0:ic1] = out[ir0 - wr0:ir1 - wr0, ic0 - wc0:ic1 - wc0]
+    return assemble(site, image, target_mask, brain=brain, out=out)
+
+
+def check_mode_and_margin(mode: str, margin: int) -> None:
+    """:class:`RecipeError` unless `mode` is one of :data:`MODES` and `margin` is valid."""
+    if mode not in MODES:
+        raise RecipeError(f"mode {mode!r} must be one of {', '.join(MODES)}")
+    check_margin(margin)
+
+
+def assemble(site: Site, image: np.ndarray, target_mask: np.ndarray, *,
+             brain: np.ndarray | None, out: np.ndarray | None = None) -> Blend:
+    """The :class:`Blend` of a blended `image`: its masks and its :class:`Quality`.
+
+    Parameters
+    ----------
+    site : Site
+        Where the lesion was placed (:func:`locate`).
+    image : (M, N) ndarray of uint8
+        The target with the lesion blended in, by whatever method.
+    target_mask : (M, N) ndarray of bool
+        The target's own lesions; the new mask is this ∪ the placed lesion.
+    brain : (M, N) ndarray of bool or None
+        The target's brain mask (``Quality.brain_fraction`` 1.0 if None).
+    out : ndarray of uint8, optional
+        ``site.window(image)``, if the caller has it.
+    """
+    top, left, lesion_crop = site.top, site.left, site.lesion_crop
+    h, w = lesion_crop.shape
+    lesion_mask = np.zeros(image.shape, dtype=bool)
     lesion_mask[top:top + h, left:left + w] = lesion_crop
     mask = target_mask.view(np.uint8) * np.uint8(255)
     mask[top:top + h, left:left + w][lesion_crop] = 255
 
+    (wr0, wc0), (wh, ww) = site.window_rc, site.src.shape
+    rows, cols = image.shape
     inside = None
-    if (ir1 - ir0, ic1 - ic0) != (wh, ww):  # the window reaches past the image border
+    if wr0 < 0 or wc0 < 0 or wr0 + wh > rows or wc0 + ww > cols:  # the window reaches past the border
         inside = np.zeros((wh, ww), dtype=bool)
-        inside[win] = True
+        inside[max(0, -wr0):rows - wr0, max(0, -wc0):cols - wc0] = True
     brain_fraction = (float(np.count_nonzero(brain[top:top + h, left:left + w] & lesion_crop)
                             / np.count_nonzero(lesion_crop)) if brain is not None else 1.0)
-    quality = _quality(src, tgt, out, lesion, dist, inside, brain_fraction)
+    out = site.window(image) if out is None else out
+    quality = _quality(site.src, site.tgt, out, site.lesion, site.dist, inside, brain_fraction)
     return Blend(image, mask, lesion_mask, quality)
 
 

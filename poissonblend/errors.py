@@ -28,6 +28,14 @@ class RecipeError(PoissonBlendError):
     """A recipe is malformed or does not match the dataset."""
 
 
+class SeamlessCloneError(PoissonBlendError):
+    """OpenCV's ``seamlessClone`` (the ``"opencv"`` method) fails on this recipe (tiny lesions)."""
+
+
+class HoldoutError(PoissonBlendError):
+    """A list of held-out cases cannot be read, or samples would use a held-out case."""
+
+
 class OutputError(PoissonBlendError):
     """An output path is unusable, or writing would overwrite different data."""
 

@@ -1,7 +1,8 @@
 """Batch generation: draw N recipes from a seed, render them, write them as cases.
 
-Sample ``i`` of a batch with seed ``s`` is ``sample_recipe(dataset,
-sample_rng(s, i), options)``, so the output is the same with 1 or K worker
+Sample ``i`` of a batch with seed ``s`` is ``draw_sample(dataset,
+sample_rng(s, i), options)`` (``sample_recipe`` then ``render``, drawing again
+where the "opencv" method fails), so the output is the same with 1 or K worker
 processes. The calling process is the first worker; it forks the others, and
 each takes the next chunk of samples to draw, render and write in one pass.
 Each slice is decoded once for all of them, by whichever needs it first, into
@@ -30,7 +31,7 @@ from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .machine import usable_cpus
 from .output import (MANIFEST_NAME, folder_lock, manifest_row, prepare_output_dirs,
                      sample_paths, write_manifest, write_sample)
-from .recipe import Recipe, SamplingOptions, render, sample_recipe, sample_rng
+from .recipe import Recipe, SamplingOptions, draw_sample, sample_rng
 
 CHUNK = 32
 Progress = Callable[[int, int], None]
@@ -47,37 +48,44 @@ class GenerateSummary:
     duplicates : int
         Draws that repeated an earlier recipe of the batch (written once).
     manifest : Path
+    redrawn : int
+        Recipes drawn again because OpenCV's seamlessClone failed on them
+        (method "opencv"; see :func:`~poissonblend.recipe.draw_sample`).
     """
 
     written: int
     skipped: int
     duplicates: int
     manifest: Path
+    redrawn: int = 0
 
     def __str__(self) -> str:
         dup = f", {self.duplicates} duplicate draw(s)" if self.duplicates else ""
+        redrawn = (f", {self.redrawn} redrawn (OpenCV's seamlessClone failed on them)"
+                   if self.redrawn else "")
         manifest = f"; manifest {self.manifest}" if self.written or self.skipped else ""
-        return f"{self.written} written, {self.skipped} already present{dup}{manifest}"
+        return f"{self.written} written, {self.skipped} already present{dup}{redrawn}{manifest}"
 
 
 # The run's state, set in the parent before it forks workers (who inherit it).
 _JOB: dict = {}
 
 
-def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict]]:
+def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict, int]]:
     """Draw, render and write samples `indices` of the batch.
 
-    Returns ``(index, recipe, case_id, status, quality)`` per sample, status
-    "written", "skipped" (identical files present) or the :class:`OutputError`
-    message of a name taken by different files (nothing written for it).
+    Returns ``(index, recipe, case_id, status, quality, redrawn)`` per sample,
+    status "written", "skipped" (identical files present) or the
+    :class:`OutputError` message of a name taken by different files (nothing
+    written for it); `redrawn` counts recipes OpenCV failed on.
     """
     ds, seed, options = _JOB["dataset"], _JOB["seed"], _JOB["options"]
     out_i, out_m, present = _JOB["out_input_dir"], _JOB["out_mask_dir"], _JOB["present"]
     results = []
     for i in indices:
-        recipe = sample_recipe(ds, sample_rng(seed, i), options)
+        sample, redrawn = draw_sample(ds, sample_rng(seed, i), options)
+        recipe = sample.recipe
         case_id = recipe.case_id(ds.case_ids)
-        sample = render(ds, recipe)
         try:
             if slice_name(case_id, 0) in present:  # skip if identical, complete half a pair
                 status = write_sample(sample, case_id, out_i, out_m)
@@ -87,7 +95,7 @@ def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict]]:
                 status = "written"
         except OutputError as exc:
             status = str(exc)
-        results.append((i, recipe, case_id, status, sample.quality.to_dict()))
+        results.append((i, recipe, case_id, status, sample.quality.to_dict(), redrawn))
     return results
 
 
@@ -205,7 +213,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
 
 def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: int,
               options: SamplingOptions, workers: int | None,
-              progress: Progress | None) -> list[tuple[int, Recipe, str, str, dict]]:
+              progress: Progress | None) -> list[tuple[int, Recipe, str, str, dict, int]]:
     """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make)."""
     present = set(os.listdir(out_i)) | set(os.listdir(out_m))
     can_fork = "fork" in multiprocessing.get_all_start_methods()
@@ -248,7 +256,7 @@ def _finish(results: list, manifest: Path, *, count: int, seed: int) -> Generate
     """List the written and skipped samples in the manifest; raise on name conflicts."""
     rows: dict[str, dict] = {}
     statuses: dict[str, str] = {}
-    for i, recipe, case_id, status, quality in results:
+    for i, recipe, case_id, status, quality, _ in results:
         if case_id not in rows:  # a repeated draw is one case, listed once
             rows[case_id] = manifest_row(case_id, recipe, quality, seed=seed, sample_index=i)
             statuses[case_id] = status
@@ -260,4 +268,5 @@ def _finish(results: list, manifest: Path, *, count: int, seed: int) -> Generate
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise OutputError(conflicts[0] + more)
     written = sum(s == "written" for s in statuses.values())
-    return GenerateSummary(written, len(rows) - written, count - len(rows), manifest)
+    return GenerateSummary(written, len(rows) - written, count - len(rows), manifest,
+                           sum(result[-1] for result in results))

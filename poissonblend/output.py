@@ -33,7 +33,9 @@ RECIPE_COLUMNS = ("case_id", "source_file", "lesion_index", "target_file", "x", 
                   "scale", "rotation", "flips", "margin", "seed", "sample_index")
 QUALITY_COLUMNS = ("lesion_area", "contrast_source", "contrast_result", "contrast_transferred",
                    "seam_gradient", "brain_fraction", "changed_fraction", "score")
-MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS
+SOURCE_COLUMNS = ("method", "source_case", "target_case")
+"""How the sample was blended, and the cases its lesion and its target came from."""
+MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS + SOURCE_COLUMNS
 
 
 def prepare_output_dirs(out_input_dir: Path, out_mask_dir: Path, *,
@@ -154,6 +156,7 @@ def manifest_row(case_id: str, recipe: Recipe, quality: dict, *, seed: int | Non
            "margin": recipe.margin, "seed": "" if seed is None else seed,
            "sample_index": "" if sample_index is None else sample_index}
     row.update({k: quality[k] for k in QUALITY_COLUMNS})
+    row.update(method=recipe.method, source_case=recipe.source_case, target_case=recipe.target_case)
     return row
 
 

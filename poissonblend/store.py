@@ -20,7 +20,8 @@ Schema (version :data:`SCHEMA_VERSION`)::
 
     schema_version(version INTEGER)                    -- one row
     meta(key TEXT PRIMARY KEY, value TEXT)             -- input_dir, mask_dir,
-                                                       -- dataset_identity, created_at
+                                                       -- dataset_identity, created_at,
+                                                       -- holdout (JSON list of case ids)
     candidates(id INTEGER PRIMARY KEY, recipe TEXT UNIQUE, case_id TEXT UNIQUE,
                dataset_identity TEXT, batch TEXT, seed INTEGER, sample_index INTEGER,
                quality TEXT (JSON), score REAL, digest TEXT, created_at TEXT)
@@ -39,14 +40,15 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .dataset import Dataset, open_dataset
-from .errors import PoissonBlendError, StoreError
+from .errors import HoldoutError, PoissonBlendError, StoreError
+from .holdout import held_out_roles
 from .output import QUALITY_COLUMNS
-from .recipe import Recipe, Sample, SamplingOptions, render, sample_recipe, sample_rng
+from .recipe import Recipe, Sample, SamplingOptions, draw_sample, render, sample_rng
 
 SCHEMA_VERSION = 1
 """Schema version this code writes; older databases are migrated on open."""
@@ -66,6 +68,8 @@ REASONS = ("seam artifact", "wrong anatomy", "intensity mismatch", "other")
 """Suggested reasons; any non-empty text is accepted."""
 ORDERS = ("created", "score_asc", "score_desc")
 """Orders of :meth:`Store.candidates` and :meth:`Store.next_undecided`."""
+HOLDOUT_KEY = "holdout"
+"""``meta`` key of the database's held-out case ids (a JSON list; absent: none)."""
 
 Progress = Callable[[int, int], None]
 
@@ -138,6 +142,21 @@ class DecisionRecord:
     reason: str | None
     reviewer: str | None
     decided_at: str
+
+
+class Queued(list):
+    """What :meth:`Store.queue` returns: its candidates, in sample order (a list).
+
+    Attributes
+    ----------
+    redrawn : int
+        Recipes drawn again because OpenCV's seamlessClone failed on them
+        (method "opencv"; see :func:`~poissonblend.recipe.draw_sample`).
+    """
+
+    def __init__(self, candidates: Iterable["Candidate"] = (), *, redrawn: int = 0):
+        super().__init__(candidates)
+        self.redrawn = redrawn
 
 
 def default_store_path(dataset: Dataset) -> Path:
@@ -453,7 +472,66 @@ class Store:
     @property
     def recorded_dataset(self) -> dict[str, str]:
         """What the database records: input_dir, mask_dir, dataset_identity, created_at."""
-        return dict(self._meta)
+        return {k: v for k, v in self._meta.items() if k != HOLDOUT_KEY}
+
+    # ---------------------------------------------------------------- held-out cases
+
+    def holdout(self) -> frozenset[str]:
+        """The database's held-out case ids, as stored now (empty if none were set).
+
+        :meth:`queue` never draws them; ``export`` refuses accepted candidates
+        that use one.
+        """
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (HOLDOUT_KEY,))
+        if not rows:
+            return frozenset()
+        try:
+            ids = json.loads(rows[0][0])
+        except ValueError:
+            ids = None
+        if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            raise StoreError(f"{self.path}: the held-out cases in its meta table are not a "
+                             "JSON list of case ids")
+        return frozenset(ids)
+
+    def set_holdout(self, case_ids: Iterable[str]) -> frozenset[str]:
+        """Record `case_ids` as the database's held-out cases (replacing any before).
+
+        An empty set clears them. Candidates already stored are kept; see
+        :meth:`holdout_leaks` for those that use a held-out case.
+
+        Raises
+        ------
+        HoldoutError
+            If `case_ids` is not an iterable of non-empty strings without spaces.
+        """
+        if isinstance(case_ids, str) or not isinstance(case_ids, Iterable):
+            raise HoldoutError(f"held-out cases {case_ids!r} must be a set of case ids")
+        ids = frozenset(case_ids)
+        bad = [i for i in ids if not isinstance(i, str) or not i or i.split() != [i]]
+        if bad:
+            raise HoldoutError(f"held-out case id(s) {', '.join(map(repr, bad))} must be "
+                               "non-empty text without spaces")
+        value = json.dumps(sorted(ids))
+        self._write(lambda conn: conn.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (HOLDOUT_KEY, value)))
+        return ids
+
+    def holdout_leaks(self, *, state: str | None = None,
+                      holdout: frozenset[str] | None = None) -> list[tuple["Candidate", list[str]]]:
+        """Candidates (in `state`, or all) whose source or target is a held-out case.
+
+        Returns
+        -------
+        list of (Candidate, list of str)
+            Each with its roles, e.g. ``["target 0007"]``, in id order.
+        """
+        holdout = self.holdout() if holdout is None else holdout
+        if not holdout:
+            return []
+        found = ((c, held_out_roles(c.recipe, holdout)) for c in self.candidates(state=state))
+        return [(c, roles) for c, roles in found if roles]
 
     @property
     def dataset(self) -> Dataset:
@@ -618,8 +696,11 @@ class Store:
         """Draw `count` recipes with the engine and store them as candidates.
 
         Sample ``i`` (``start <= i < start + count``) is
-        ``sample_recipe(dataset, sample_rng(seed, i), options)``, rendered once
-        for its quality and digest; the same seed gives the same candidates.
+        ``draw_sample(dataset, sample_rng(seed, i), options)`` (``sample_recipe``
+        and ``render``, once for its quality and digest, drawing again where the
+        "opencv" method fails); the same seed gives the same candidates. The
+        database's held-out cases (:meth:`holdout`) are never drawn, in addition
+        to ``options.holdout``.
         Candidates are committed in groups of :data:`QUEUE_GROUP` as they are
         rendered (one transaction each), so an interrupted queue keeps all it
         drew but the group under way, and re-running it adds only the rest.
@@ -640,8 +721,9 @@ class Store:
 
         Returns
         -------
-        list of Candidate
-            In sample order; a draw repeating a stored recipe returns that candidate.
+        Queued
+            The candidates (a list), in sample order; a draw repeating a stored
+            recipe returns that candidate. ``.redrawn`` counts recipes OpenCV failed on.
 
         Raises
         ------
@@ -657,12 +739,16 @@ class Store:
             raise StoreError(f"options must be SamplingOptions, not {type(options).__name__}")
         batch = _check_text(batch, "batch") or f"seed-{seed}"
         dataset = self.dataset
-        out: list[Candidate] = []
+        holdout = self.holdout()
+        if not holdout <= options.holdout:
+            options = replace(options, holdout=options.holdout | holdout)
+        out = Queued()
         pending: list[Callable[[sqlite3.Connection], tuple]] = []
         for k, i in enumerate(range(start, start + count)):
-            recipe = sample_recipe(dataset, sample_rng(seed, i), options)
-            pending.append(self._inserter(recipe, quality=None, batch=batch, seed=seed,
-                                          sample_index=i, sample=render(dataset, recipe)))
+            sample, redrawn = draw_sample(dataset, sample_rng(seed, i), options)
+            out.redrawn += redrawn
+            pending.append(self._inserter(sample.recipe, quality=None, batch=batch, seed=seed,
+                                          sample_index=i, sample=sample))
             if len(pending) == QUEUE_GROUP or k + 1 == count:
                 rows = self._write(lambda conn, group=tuple(pending): [insert(conn) for insert in group])
                 out.extend(_candidate(row) for row in rows)

@@ -2,10 +2,10 @@
 
 Each test runs the real ``app.py`` (st.navigation + pages) on a small synthetic
 training set in tmp_path, with the review database and the app data folder in
-tmp_path too. The command line is injected as ``session_state[ui.CLI]`` (what
+tmp_path too. The command line is injected as ``session_state[context.CLI]`` (what
 ``app.py`` would parse from ``-- --input-dir … --mask-dir … --db …``).
 Custom components (the clickable target) are unknown elements in AppTest, so
-the placement is driven through ``session_state[ui.C_SPOT]``.
+the placement is driven through ``session_state["c_spot"]``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from poissonblend.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import ui  # noqa: E402
+from ui import context, pictures, sidebar, widgets  # noqa: E402
 
 TIMEOUT = 60
 
@@ -59,8 +59,8 @@ def db_path(tmp_path: Path) -> Path:
 def app(tmp_path: Path, dataset_dirs, db_path) -> AppTest:
     """The app opened as ``streamlit run app.py -- --input-dir … --mask-dir … --db …``."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state[ui.DATA_DIR] = str(tmp_path / "data")
-    at.session_state[ui.CLI] = {"input_dir": str(dataset_dirs[0]), "mask_dir": str(dataset_dirs[1]),
+    at.session_state[context.DATA_DIR] = str(tmp_path / "data")
+    at.session_state[context.CLI] = {"input_dir": str(dataset_dirs[0]), "mask_dir": str(dataset_dirs[1]),
                                 "db": str(db_path)}
     run(at)
     return at
@@ -88,35 +88,35 @@ def image_urls(at: AppTest) -> list[str]:
 
 
 def goto(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"app_pages/{page}.py")
     return run(at)
 
 
 def queue(at: AppTest, n: int, seed: int = 0) -> None:
     goto(at, "review")
-    at.number_input(key=ui.R_QUEUE_N).set_value(n)
-    at.number_input(key=ui.R_QUEUE_SEED).set_value(seed)
-    run(at.button(key=ui.R_QUEUE_GO).click())
+    at.number_input(key="r_queue_n").set_value(n)
+    at.number_input(key="r_queue_seed").set_value(seed)
+    run(at.button(key="r_queue_go").click())
 
 
 # --------------------------------------------------------------------------- start-up
 
 def test_opens_on_demo_when_nothing_is_configured(tmp_path: Path):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state[ui.DATA_DIR] = str(tmp_path / "data")
-    at.session_state[ui.CLI] = {}
+    at.session_state[context.DATA_DIR] = str(tmp_path / "data")
+    at.session_state[context.CLI] = {}
     run(at)
-    active = at.session_state[ui.ACTIVE]
+    active = at.session_state[context.ACTIVE]
     assert active["origin"] == "demo"
     assert Path(active["input_dir"]) == (tmp_path / "data" / "demo" / "input").resolve()
     assert len(list(Path(active["input_dir"]).glob("*.png"))) == 96
     assert Path(active["db"]).parent == (tmp_path / "data" / "demo").resolve()
     assert any("demo dataset" in i.value for i in at.sidebar.info)  # said on screen
-    assert at.selectbox(key=ui.C_SOURCE).value.startswith("slice_")
+    assert at.selectbox(key="c_source").value.startswith("slice_")
 
 
 def test_cli_folders_are_used(app: AppTest, dataset_dirs, db_path):
-    active = app.session_state[ui.ACTIVE]
+    active = app.session_state[context.ACTIVE]
     assert active["origin"] == "command line"
     assert Path(active["input_dir"]) == dataset_dirs[0]
     assert Path(active["db"]) == db_path and db_path.exists()
@@ -124,55 +124,55 @@ def test_cli_folders_are_used(app: AppTest, dataset_dirs, db_path):
 
 
 def test_parse_cli():
-    cli, err = ui.parse_cli(["--input-dir", "I", "--mask-dir", "M", "--db", "D", "-q", "x.py"])
+    cli, err = context.parse_cli(["--input-dir", "I", "--mask-dir", "M", "--db", "D", "-q", "x.py"])
     assert err is None and cli == {"input_dir": "I", "mask_dir": "M", "db": "D"}
-    cli, err = ui.parse_cli(["--input-dir", "I"])
+    cli, err = context.parse_cli(["--input-dir", "I"])
     assert cli == {} and "--mask-dir" in err
-    assert ui.parse_cli([]) == ({}, None)
+    assert context.parse_cli([]) == ({}, None)
 
 
 def test_bad_cli_folders_show_error_and_fall_back_to_demo(tmp_path: Path):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state[ui.DATA_DIR] = str(tmp_path / "data")
-    at.session_state[ui.CLI] = {"input_dir": str(tmp_path / "nope"), "mask_dir": str(tmp_path / "m")}
+    at.session_state[context.DATA_DIR] = str(tmp_path / "data")
+    at.session_state[context.CLI] = {"input_dir": str(tmp_path / "nope"), "mask_dir": str(tmp_path / "m")}
     run(at)
     errors = [e.value for e in at.sidebar.error]
     assert any("does not exist" in e and "nope" in e for e in errors), errors
-    assert at.session_state[ui.ACTIVE]["origin"] == "demo"
-    assert at.selectbox(key=ui.C_SOURCE).value  # the page still works
+    assert at.session_state[context.ACTIVE]["origin"] == "demo"
+    assert at.selectbox(key="c_source").value  # the page still works
 
 
 def test_bad_sidebar_folders_show_error_and_keep_dataset(app: AppTest, tmp_path: Path, dataset_dirs):
-    before = dict(app.session_state[ui.ACTIVE])
-    app.text_input(key=ui.W_INPUT_DIR).input(str(tmp_path / "missing"))
-    run(app.button(key=ui.W_OPEN).click())
+    before = dict(app.session_state[context.ACTIVE])
+    app.text_input(key=sidebar.INPUT_DIR).input(str(tmp_path / "missing"))
+    run(app.button(key=sidebar.OPEN).click())
     errors = [e.value for e in app.sidebar.error]
     assert any("does not exist" in e for e in errors), errors
-    assert app.session_state[ui.ACTIVE] == before
+    assert app.session_state[context.ACTIVE] == before
     assert image_urls(app)  # the previous dataset stays usable
     # same folder twice, and a PNG that is not a slice
-    app.text_input(key=ui.W_INPUT_DIR).input(str(dataset_dirs[0]))
-    app.text_input(key=ui.W_MASK_DIR).input(str(dataset_dirs[0]))
-    run(app.button(key=ui.W_OPEN).click())
+    app.text_input(key=sidebar.INPUT_DIR).input(str(dataset_dirs[0]))
+    app.text_input(key=sidebar.MASK_DIR).input(str(dataset_dirs[0]))
+    run(app.button(key=sidebar.OPEN).click())
     assert any("same folder" in e.value for e in app.sidebar.error)
-    assert app.session_state[ui.ACTIVE] == before
+    assert app.session_state[context.ACTIVE] == before
 
 
 def test_database_of_another_dataset_is_refused(app: AppTest, tmp_path: Path, db_path):
     other_in, other_mask = make_training_set(tmp_path / "other", seed=3)
-    app.text_input(key=ui.W_INPUT_DIR).input(str(other_in))
-    app.text_input(key=ui.W_MASK_DIR).input(str(other_mask))
-    app.text_input(key=ui.W_DB).input(str(db_path))
-    run(app.button(key=ui.W_OPEN).click())
+    app.text_input(key=sidebar.INPUT_DIR).input(str(other_in))
+    app.text_input(key=sidebar.MASK_DIR).input(str(other_mask))
+    app.text_input(key=sidebar.DB).input(str(db_path))
+    run(app.button(key=sidebar.OPEN).click())
     assert any("was made for the dataset" in e.value for e in app.sidebar.error)
-    assert Path(app.session_state[ui.ACTIVE]["db"]) == db_path
-    assert Path(app.session_state[ui.ACTIVE]["input_dir"]) != other_in  # the old set stays open
+    assert Path(app.session_state[context.ACTIVE]["db"]) == db_path
+    assert Path(app.session_state[context.ACTIVE]["input_dir"]) != other_in  # the old set stays open
     # Asked explicitly, the same database opens for the other files.
-    app.checkbox(key=ui.W_ALLOW_OTHER).check()
-    run(app.button(key=ui.W_OPEN).click())
+    app.checkbox(key=sidebar.ALLOW_OTHER).check()
+    run(app.button(key=sidebar.OPEN).click())
     assert not app.sidebar.error
-    assert Path(app.session_state[ui.ACTIVE]["input_dir"]) == other_in
-    assert Path(app.session_state[ui.ACTIVE]["db"]) == db_path
+    assert Path(app.session_state[context.ACTIVE]["input_dir"]) == other_in
+    assert Path(app.session_state[context.ACTIVE]["db"]) == db_path
     # ... and is bound to them from now on: it opens for them without the option.
     assert Store.open(db_path, open_dataset(other_in, other_mask)).recorded_dataset["input_dir"] \
         == str(other_in.resolve())
@@ -180,91 +180,128 @@ def test_database_of_another_dataset_is_refused(app: AppTest, tmp_path: Path, db
 
 def test_sidebar_choice_is_remembered_across_restarts(app: AppTest, tmp_path: Path):
     other_in, other_mask = make_training_set(tmp_path / "other", seed=3)
-    app.text_input(key=ui.W_INPUT_DIR).input(str(other_in))
-    app.text_input(key=ui.W_MASK_DIR).input(str(other_mask))
-    app.text_input(key=ui.W_DB).input("")
-    run(app.button(key=ui.W_OPEN).click())
+    app.text_input(key=sidebar.INPUT_DIR).input(str(other_in))
+    app.text_input(key=sidebar.MASK_DIR).input(str(other_mask))
+    app.text_input(key=sidebar.DB).input("")
+    run(app.button(key=sidebar.OPEN).click())
     assert not app.sidebar.error
-    assert Path(app.session_state[ui.ACTIVE]["input_dir"]) == other_in
-    saved = json.loads((tmp_path / "data" / ui.SETTINGS_FILE).read_text())
+    assert Path(app.session_state[context.ACTIVE]["input_dir"]) == other_in
+    saved = json.loads((tmp_path / "data" / context.SETTINGS_FILE).read_text())
     assert Path(saved["input_dir"]) == other_in
     # a new session (restart) with no command line opens the remembered folders
     again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    again.session_state[ui.DATA_DIR] = str(tmp_path / "data")
-    again.session_state[ui.CLI] = {}
+    again.session_state[context.DATA_DIR] = str(tmp_path / "data")
+    again.session_state[context.CLI] = {}
     run(again)
-    assert again.session_state[ui.ACTIVE]["origin"] == "remembered"
-    assert Path(again.session_state[ui.ACTIVE]["input_dir"]) == other_in
+    assert again.session_state[context.ACTIVE]["origin"] == "remembered"
+    assert Path(again.session_state[context.ACTIVE]["input_dir"]) == other_in
+
+
+def test_pages_forget_their_per_dataset_state_when_another_set_opens(app: AppTest, tmp_path: Path):
+    queue(app, 3)
+    goto(app, "gallery")
+    run(app.checkbox(key="g_pick_1").check())
+    run(app.button(key="g_open_2").click())
+    assert app.session_state["g_selected"] == {1} and app.session_state["g_opened"] == 2
+    other_in, other_mask = make_training_set(tmp_path / "other", seed=3)
+    app.text_input(key=sidebar.INPUT_DIR).input(str(other_in))
+    app.text_input(key=sidebar.MASK_DIR).input(str(other_mask))
+    app.text_input(key=sidebar.DB).input(str(tmp_path / "other.db"))
+    run(app.button(key=sidebar.OPEN).click())
+    assert Path(app.session_state[context.ACTIVE]["input_dir"]) == other_in
+    assert app.session_state["g_selected"] == set() and app.session_state["g_opened"] is None
+    goto(app, "compose")
+    assert app.selectbox(key="c_source").value in {p.name for p in other_in.glob("*.png")}
+
+
+APP_SOURCES = [ROOT / "app.py", *sorted((ROOT / "ui").glob("*.py")), *sorted((ROOT / "app_pages").glob("*.py"))]
+
+
+@pytest.mark.parametrize("path", APP_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_app_uses_only_streamlits_public_api(path: Path):
+    """No import of streamlit.runtime, .web, .elements, .proto or any other streamlit submodule
+    (``streamlit.components.v1`` is public), and no ``st._private`` attribute."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    private = [m for m in modules if m.startswith("streamlit.") and m != "streamlit.components.v1"]
+    assert not private, f"{path.name} imports {private}"
+    attrs = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+             and isinstance(n.value, ast.Name) and n.value.id == "st"]
+    assert not [a for a in attrs if a.startswith("_") or a in ("runtime", "web", "elements", "proto")]
+    assert (ROOT / "app_pages").is_dir() and not (ROOT / "pages").exists()  # no legacy pages mode
 
 
 # --------------------------------------------------------------------------- compose
 
 def test_compose_widgets_present(app: AppTest):
-    for key in (ui.C_SOURCE, ui.C_TARGET, ui.C_REASON):
+    for key in ("c_source", "c_target", "c_reason"):
         assert app.selectbox(key=key).value is not None
-    for key in (ui.C_SCALE, ui.C_ROTATION, ui.C_MARGIN, ui.C_OPACITY):
+    for key in ("c_scale", "c_rotation", "c_margin", "c_opacity"):
         assert app.slider(key=key) is not None
-    for key in (ui.C_FLIP_H, ui.C_FLIP_V, ui.C_SRC_ONLY_LESIONS, ui.C_TGT_ONLY_LESIONS):
+    for key in ("c_flip_h", "c_flip_v", "c_src_only_lesions", "c_tgt_only_lesions"):
         assert app.toggle(key=key) is not None
-    for key in (ui.C_ACCEPT, ui.C_REJECT, "c_random", "c_src_prev", "c_src_next"):
+    for key in ("c_accept", "c_reject", "c_random", "c_src_prev", "c_src_next"):
         assert app.button(key=key) is not None
-    assert app.radio(key=ui.C_LESION).options
-    assert app.button_group(key=ui.C_MODE).value == "normal"
+    assert app.radio(key="c_lesion").options
+    assert app.button_group(key="c_mode").value == "normal"
     # source, 4 preview views, close-up (the clickable target is a custom component)
     assert len(app.image) == 6
     assert metric(app, "Lesion area").endswith("px")
-    assert app.session_state[ui.C_SPOT] is not None  # a random valid spot to start with
+    assert app.session_state["c_spot"] is not None  # a random valid spot to start with
 
 
 def test_only_lesion_filter_and_search(app: AppTest):
-    assert all(json.dumps(o) for o in app.selectbox(key=ui.C_SOURCE).options)
-    with_lesions = app.selectbox(key=ui.C_SOURCE).options
+    assert all(json.dumps(o) for o in app.selectbox(key="c_source").options)
+    with_lesions = app.selectbox(key="c_source").options
     assert len(with_lesions) == 7  # 6 + the two-lesion slice
-    run(app.toggle(key=ui.C_SRC_ONLY_LESIONS).set_value(False))
-    assert len(app.selectbox(key=ui.C_SOURCE).options) == 13
-    run(app.text_input(key=ui.C_SRC_SEARCH).input("0009"))
-    assert len(app.selectbox(key=ui.C_SOURCE).options) == 1
-    assert app.session_state[ui.C_SOURCE] == "slice_0009_0000.png"
+    run(app.toggle(key="c_src_only_lesions").set_value(False))
+    assert len(app.selectbox(key="c_source").options) == 13
+    run(app.text_input(key="c_src_search").input("0009"))
+    assert len(app.selectbox(key="c_source").options) == 1
+    assert app.session_state["c_source"] == "slice_0009_0000.png"
 
 
 def test_many_slices_are_picked_by_case_then_slice(app: AppTest, monkeypatch):
-    monkeypatch.setattr(ui, "MAX_LISTED_SLICES", 5)  # as with an ISLES-sized set
-    run(app.toggle(key=ui.C_SRC_ONLY_LESIONS).set_value(False))  # 13 sources: above 5
+    monkeypatch.setattr(widgets, "MAX_LISTED_SLICES", 5)  # as with an ISLES-sized set
+    run(app.toggle(key="c_src_only_lesions").set_value(False))  # 13 sources: above 5
 
     def case_of(name: str) -> str:
         return name.split("_")[1]
 
-    case = app.selectbox(key=ui.C_SRC_CASE)
+    case = app.selectbox(key="c_src_case")
     assert list(case.options) == ["0000", "0001", "0002", "0009"]
-    assert case.value == case_of(app.session_state[ui.C_SOURCE])
+    assert case.value == case_of(app.session_state["c_source"])
     # Another case: the source moves to its first slice; the slice picker lists that case only.
     run(case.set_value("0001"))
-    assert app.session_state[ui.C_SOURCE] == "slice_0001_0000.png"
-    slices = app.selectbox(key=ui.C_SOURCE).options
+    assert app.session_state["c_source"] == "slice_0001_0000.png"
+    slices = app.selectbox(key="c_source").options
     # (the case is in the picker above, so the labels leave it out)
     assert slices == ["slice 0 · 1 lesion", "slice 1 · 0 lesions", "slice 2 · 1 lesion",
                       "slice 3 · 0 lesions"]
     # ... and the lesion choice follows the source.
-    run(app.selectbox(key=ui.C_SRC_CASE).set_value("0009"))
-    assert app.session_state[ui.C_SOURCE] == "slice_0009_0000.png"
-    assert app.radio(key=ui.C_LESION).value == 0 and len(app.radio(key=ui.C_LESION).options) == 2
+    run(app.selectbox(key="c_src_case").set_value("0009"))
+    assert app.session_state["c_source"] == "slice_0009_0000.png"
+    assert app.radio(key="c_lesion").value == 0 and len(app.radio(key="c_lesion").options) == 2
     # ◀ from a case's first slice steps into the previous case; the case picker follows.
-    run(app.button(key=ui.C_SRC_PREV).click())
-    assert app.session_state[ui.C_SOURCE] == "slice_0002_0003.png"
-    assert app.selectbox(key=ui.C_SRC_CASE).value == "0002"
-    assert len(app.selectbox(key=ui.C_SOURCE).options) == 4
+    run(app.button(key="c_src_prev").click())
+    assert app.session_state["c_source"] == "slice_0002_0003.png"
+    assert app.selectbox(key="c_src_case").value == "0002"
+    assert len(app.selectbox(key="c_source").options) == 4
 
 
 def test_lesion_choice_changes_preview(app: AppTest, dataset_dirs):
-    run(app.selectbox(key=ui.C_SOURCE).set_value("slice_0009_0000.png"))
-    assert app.radio(key=ui.C_LESION).value == 0  # the largest lesion first
+    run(app.selectbox(key="c_source").set_value("slice_0009_0000.png"))
+    assert app.radio(key="c_lesion").value == 0  # the largest lesion first
     areas = [les.area for les in open_dataset(*dataset_dirs).info("slice_0009_0000.png").lesions]
     assert areas[0] > areas[1]
-    assert list(app.radio(key=ui.C_LESION).options) == [f"#0 · {areas[0]} px", f"#1 · {areas[1]} px"]
-    app.session_state[ui.C_SPOT] = None  # a valid spot for this lesion
+    assert list(app.radio(key="c_lesion").options) == [f"#0 · {areas[0]} px", f"#1 · {areas[1]} px"]
+    app.session_state["c_spot"] = None  # a valid spot for this lesion
     run(app)
     area0, urls0 = metric(app, "Lesion area"), image_urls(app)
-    run(app.radio(key=ui.C_LESION).set_value(1))
+    run(app.radio(key="c_lesion").set_value(1))
     area1, urls1 = metric(app, "Lesion area"), image_urls(app)
     assert (area0, area1) == (f"{areas[0]} px", f"{areas[1]} px")
     assert urls0[0] != urls1[0]  # the source picture highlights the other lesion
@@ -273,48 +310,48 @@ def test_lesion_choice_changes_preview(app: AppTest, dataset_dirs):
 
 def test_controls_change_preview(app: AppTest):
     before = image_urls(app)
-    run(app.slider(key=ui.C_OPACITY).set_value(0.8))
+    run(app.slider(key="c_opacity").set_value(0.8))
     after = image_urls(app)
     assert before[3] != after[3] and before[2] == after[2]  # overlay only
-    run(app.button_group(key=ui.C_MODE).set_value("mixed"))
+    run(app.button_group(key="c_mode").set_value("mixed"))
     assert image_urls(app)[2] != after[2]
 
 
 def test_invalid_spot_is_explained(app: AppTest):
-    app.session_state[ui.C_SPOT] = (0, 0)
+    app.session_state["c_spot"] = (0, 0)
     run(app)
     warnings = [w.value for w in app.warning]
     assert any("Invalid spot" in w and "outside" in w for w in warnings), warnings
     assert len(app.image) == 1  # only the source: no preview of an invalid recipe
-    run(app.button(key=ui.C_RANDOM).click())
-    assert app.session_state[ui.C_SPOT] != (0, 0)
+    run(app.button(key="c_random").click())
+    assert app.session_state["c_spot"] != (0, 0)
     assert not app.warning and len(app.image) == 6
 
 
 def test_click_maps_display_to_image_pixels():
     # a 128 px slice shown 512 px wide: display pixel 300 is slice pixel 75
     click = {"x": 300, "y": 40, "width": 512, "height": 512, "unix_time": 1}
-    assert ui.display_to_image(click, (128, 128)) == (75, 10)
+    assert pictures.display_to_image(click, (128, 128)) == (75, 10)
     # shown 333 px wide (stretched to the column): scaled, clipped to the slice
-    assert ui.display_to_image({**click, "x": 332.9, "width": 333, "height": 333},
+    assert pictures.display_to_image({**click, "x": 332.9, "width": 333, "height": 333},
                                (128, 128)) == (127, 15)
-    assert ui.display_to_image({"x": 1}, (128, 128)) is None
+    assert pictures.display_to_image({"x": 1}, (128, 128)) is None
 
 
 def test_compose_accept_and_reject_write_the_store(app: AppTest, dataset_dirs, db_path, tmp_path):
-    run(app.text_input(key=ui.W_REVIEWER).input("alice"))
-    assert json.loads((tmp_path / "data" / ui.SETTINGS_FILE).read_text())["reviewer"] == "alice"
-    run(app.button(key=ui.C_ACCEPT).click())
+    run(app.text_input(key=context.REVIEWER).input("alice"))
+    assert json.loads((tmp_path / "data" / context.SETTINGS_FILE).read_text())["reviewer"] == "alice"
+    run(app.button(key="c_accept").click())
     assert any("as **accepted**" in s.value for s in app.success)
-    run(app.slider(key=ui.C_ROTATION).set_value(45))
-    app.selectbox(key=ui.C_REASON).set_value("seam artifact")
-    run(app.button(key=ui.C_REJECT).click())
+    run(app.slider(key="c_rotation").set_value(45))
+    app.selectbox(key="c_reason").set_value("seam artifact")
+    run(app.button(key="c_reject").click())
     store = store_of(dataset_dirs, db_path)
     got = store.candidates()
     assert [(c.state, c.batch, c.reason, c.reviewer) for c in got] == [
         ("accepted", "manual", None, "alice"), ("rejected", "manual", "seam artifact", "alice")]
     assert got[1].recipe.rotation == 45.0
-    assert got[0].recipe.target == app.session_state[ui.C_TARGET]
+    assert got[0].recipe.target == app.session_state["c_target"]
 
 
 # --------------------------------------------------------------------------- review
@@ -326,33 +363,33 @@ def test_review_queue_decide_undo(app: AppTest, dataset_dirs, db_path):
     first = store.next_undecided().id
     assert f"Candidate #{first}" in app.markdown[-1].value or any(
         f"Candidate #{first}" in m.value for m in app.markdown)
-    run(app.button(key=ui.R_ACCEPT).click())
+    run(app.button(key="r_accept").click())
     assert [t.value for t in app.toast] == [f"#{first} accepted"]
-    app.selectbox(key=ui.R_REASON).set_value("wrong anatomy")
-    run(app.button(key=ui.R_REJECT).click())
-    run(app.button(key=ui.R_SKIP).click())
+    app.selectbox(key="r_reason").set_value("wrong anatomy")
+    run(app.button(key="r_reject").click())
+    run(app.button(key="r_skip").click())
     states = {c.id: (c.state, c.reason) for c in store.candidates()}
     assert states[first] == ("accepted", None)
     assert states[first + 1] == ("rejected", "wrong anatomy")
     assert states[first + 2] == ("skipped", None)
     assert "3 of 5 decided" in app.get("progress")[0].proto.text
-    run(app.button(key=ui.R_UNDO_BTN).click())
+    run(app.button(key="r_undo_btn").click())
     assert store.get(first + 2).state == "undecided"
     assert any(f"Candidate #{first + 2}" in m.value for m in app.markdown)
-    run(app.button(key=ui.R_UNDO_BTN).click())
+    run(app.button(key="r_undo_btn").click())
     assert store.get(first + 1).state == "undecided"
 
 
 def test_review_undo_after_restart_uses_the_store(app: AppTest, dataset_dirs, db_path, tmp_path):
     queue(app, 3)
-    run(app.button(key=ui.R_ACCEPT).click())
+    run(app.button(key="r_accept").click())
     fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    fresh.session_state[ui.DATA_DIR] = str(tmp_path / "data")
-    fresh.session_state[ui.CLI] = dict(app.session_state[ui.CLI])
+    fresh.session_state[context.DATA_DIR] = str(tmp_path / "data")
+    fresh.session_state[context.CLI] = dict(app.session_state[context.CLI])
     run(fresh)
     goto(fresh, "review")
     assert "1 of 3 decided" in fresh.get("progress")[0].proto.text  # progress kept
-    run(fresh.button(key=ui.R_UNDO_BTN).click())
+    run(fresh.button(key="r_undo_btn").click())
     assert store_of(dataset_dirs, db_path).counts()["undecided"] == 3
 
 
@@ -361,9 +398,9 @@ def test_review_orders_by_score(app: AppTest, dataset_dirs, db_path):
     store = store_of(dataset_dirs, db_path)
     worst = min(store.candidates(), key=lambda c: (c.score, c.id))
     best = max(store.candidates(), key=lambda c: (c.score, -c.id))
-    run(app.button_group(key=ui.R_ORDER).set_value("score_asc"))
+    run(app.button_group(key="r_order").set_value("score_asc"))
     assert any(f"Candidate #{worst.id} " in m.value for m in app.markdown)
-    run(app.button_group(key=ui.R_ORDER).set_value("score_desc"))
+    run(app.button_group(key="r_order").set_value("score_desc"))
     assert any(f"Candidate #{best.id} " in m.value for m in app.markdown)
 
 
@@ -371,27 +408,27 @@ def test_review_previous_next_and_all_done(app: AppTest, dataset_dirs, db_path):
     queue(app, 2)
     store = store_of(dataset_dirs, db_path)
     ids = [c.id for c in store.candidates()]
-    run(app.button(key=ui.R_NEXT).click())
+    run(app.button(key="r_next").click())
     assert any(f"Candidate #{ids[1]} " in m.value for m in app.markdown)
-    run(app.button(key=ui.R_PREV).click())
+    run(app.button(key="r_prev").click())
     assert any(f"Candidate #{ids[0]} " in m.value for m in app.markdown)
-    run(app.button(key=ui.R_ACCEPT).click())
-    run(app.button(key=ui.R_ACCEPT).click())
+    run(app.button(key="r_accept").click())
+    run(app.button(key="r_accept").click())
     assert any("All 2 candidates are decided" in s.value for s in app.success)
 
 
 def test_switching_pages_keeps_state(app: AppTest):
-    run(app.selectbox(key=ui.C_SOURCE).set_value("slice_0009_0000.png"))
-    run(app.slider(key=ui.C_SCALE).set_value(1.5))
-    run(app.toggle(key=ui.C_FLIP_H).set_value(True))
-    spot = app.session_state[ui.C_SPOT]
+    run(app.selectbox(key="c_source").set_value("slice_0009_0000.png"))
+    run(app.slider(key="c_scale").set_value(1.5))
+    run(app.toggle(key="c_flip_h").set_value(True))
+    spot = app.session_state["c_spot"]
     queue(app, 2)
     goto(app, "gallery")
     goto(app, "compose")
-    assert app.selectbox(key=ui.C_SOURCE).value == "slice_0009_0000.png"
-    assert app.slider(key=ui.C_SCALE).value == 1.5
-    assert app.toggle(key=ui.C_FLIP_H).value is True
-    assert app.session_state[ui.C_SPOT] == spot
+    assert app.selectbox(key="c_source").value == "slice_0009_0000.png"
+    assert app.slider(key="c_scale").value == 1.5
+    assert app.toggle(key="c_flip_h").value is True
+    assert app.session_state["c_spot"] == spot
     goto(app, "review")
     assert "0 of 2 decided" in app.get("progress")[0].proto.text
 
@@ -404,21 +441,21 @@ def test_gallery_filters_bulk_and_open(app: AppTest, dataset_dirs, db_path):
     store = store_of(dataset_dirs, db_path)
     ids = [c.id for c in store.candidates()]
     assert len(app.image) == 4
-    run(app.checkbox(key=f"{ui.G_PICK_PREFIX}{ids[0]}").check())
-    run(app.checkbox(key=f"{ui.G_PICK_PREFIX}{ids[2]}").check())
-    assert app.session_state[ui.G_SELECTED] == {ids[0], ids[2]}
-    run(app.button(key=ui.G_BULK_ACCEPT).click())
+    run(app.checkbox(key=f"g_pick_{ids[0]}").check())
+    run(app.checkbox(key=f"g_pick_{ids[2]}").check())
+    assert app.session_state["g_selected"] == {ids[0], ids[2]}
+    run(app.button(key="g_bulk_accept").click())
     assert [store.get(i).state for i in ids] == ["accepted", "undecided", "accepted", "undecided"]
-    assert app.session_state[ui.G_SELECTED] == set()
-    run(app.button_group(key=ui.G_STATE).set_value("accepted"))
+    assert app.session_state["g_selected"] == set()
+    run(app.button_group(key="g_state").set_value("accepted"))
     assert len(app.image) == 2
-    run(app.button(key=f"{ui.G_OPEN_PREFIX}{ids[0]}").click())
+    run(app.button(key=f"g_open_{ids[0]}").click())
     assert any(f"Candidate #{ids[0]} " in m.value for m in app.markdown)
-    app.selectbox(key=ui.G_ONE_REASON).set_value("intensity mismatch")
-    run(app.button(key=ui.G_ONE_REJECT).click())
+    app.selectbox(key="g_one_reason").set_value("intensity mismatch")
+    run(app.button(key="g_one_reject").click())
     assert (store.get(ids[0]).state, store.get(ids[0]).reason) == ("rejected", "intensity mismatch")
-    run(app.button_group(key=ui.G_STATE).set_value("all"))
-    run(app.selectbox(key=ui.G_REASON).set_value("intensity mismatch"))
+    run(app.button_group(key="g_state").set_value("all"))
+    run(app.selectbox(key="g_reason").set_value("intensity mismatch"))
     assert len(app.image) == 1 + 4  # the opened candidate's views (4) + one thumbnail
 
 
@@ -432,14 +469,14 @@ def test_export_dry_run_then_export(app: AppTest, dataset_dirs, db_path, tmp_pat
     store.decide(got[2].id, "rejected", reason="other")
     goto(app, "export")
     out_in, out_mask = tmp_path / "out" / "input", tmp_path / "out" / "mask"
-    assert app.text_input(key=ui.E_INPUT).value == str(dataset_dirs[0].parent / "aug_input")
-    app.text_input(key=ui.E_INPUT).input(str(out_in))
-    app.text_input(key=ui.E_MASK).input(str(out_mask))
-    app.text_input(key=ui.E_MANIFEST).input(str(tmp_path / "out" / "manifest.csv"))
-    run(app.button(key=ui.E_DRY).click())
+    assert app.text_input(key="e_input").value == str(dataset_dirs[0].parent / "aug_input")
+    app.text_input(key="e_input").input(str(out_in))
+    app.text_input(key="e_mask").input(str(out_mask))
+    app.text_input(key="e_manifest").input(str(tmp_path / "out" / "manifest.csv"))
+    run(app.button(key="e_dry").click())
     assert metric(app, "Would write") == "2"
     assert not out_in.exists()  # a dry run writes nothing
-    run(app.button(key=ui.E_GO).click())
+    run(app.button(key="e_go").click())
     assert metric(app, "Written") == "2"
     files = sorted(p.name for p in out_in.glob("*.png"))
     assert files == sorted(f"slice_{c.case_id}_0000.png" for c in got[:2])
@@ -450,7 +487,7 @@ def test_export_dry_run_then_export(app: AppTest, dataset_dirs, db_path, tmp_pat
     assert len(app.dataframe) == 1 and len(app.dataframe[0].value) == 2
     assert len(app.image) == 4  # two pairs shown as written on disk
     assert app.get("download_button")
-    run(app.button(key=ui.E_GO).click())
+    run(app.button(key="e_go").click())
     assert metric(app, "Already there (skip)") == "2"
 
 
@@ -458,8 +495,8 @@ def test_export_to_dataset_folder_is_an_error(app: AppTest, dataset_dirs, db_pat
     store = store_of(dataset_dirs, db_path)
     store.decide(store.queue(1, 2)[0].id, "accepted")
     goto(app, "export")
-    app.text_input(key=ui.E_INPUT).input(str(dataset_dirs[0]))
-    run(app.button(key=ui.E_GO).click())
+    app.text_input(key="e_input").input(str(dataset_dirs[0]))
+    run(app.button(key="e_go").click())
     assert any("is an input folder" in e.value for e in app.error)
 
 
@@ -479,7 +516,7 @@ def test_stats_page(app: AppTest, dataset_dirs, db_path):
 
 
 def test_size_histogram_shares():
-    hist = ui.size_histogram([1, 1, 2, 100], [100, 100])
+    hist = pictures.size_histogram([1, 1, 2, 100], [100, 100])
     assert sum(hist["originals"]) == pytest.approx(1.0)
     assert sum(hist["accepted"]) == pytest.approx(1.0)
     assert hist["area (px)"][0] == "1" and hist["originals"][0] == 0.5
@@ -493,7 +530,7 @@ def test_the_default_source_is_the_slice_with_the_largest_lesion(dataset_dirs):
         return max((les.area for les in ds.info(n).lesions), default=0)
 
     for among in (names, names[:5], names[::-1], [names[0]]):
-        assert ui.slice_with_largest_lesion(ds, among) == max(among, key=largest)
+        assert widgets.slice_with_largest_lesion(ds, among) == max(among, key=largest)
 
 
 # --------------------------------------------------------------------------- ISLES import
@@ -524,20 +561,20 @@ def fake_isles(root: Path) -> Path:
 
 
 def test_isles_import_opens_the_imported_set(app: AppTest, tmp_path: Path):
-    app.text_input(key=ui.W_ISLES_ROOT).input(str(tmp_path / "no-such-isles"))
-    run(app.button(key=ui.W_ISLES_RUN).click())
+    app.text_input(key=sidebar.ISLES_ROOT).input(str(tmp_path / "no-such-isles"))
+    run(app.button(key=sidebar.ISLES_RUN).click())
     assert app.sidebar.error, "a missing ISLES folder is an st.error"
-    assert app.session_state[ui.ACTIVE]["origin"] == "command line"
+    assert app.session_state[context.ACTIVE]["origin"] == "command line"
 
     root = fake_isles(tmp_path / "isles")
     out = tmp_path / "imported"
-    app.text_input(key=ui.W_ISLES_ROOT).input(str(root))
-    app.text_input(key=ui.W_ISLES_OUT).input(str(out))
-    run(app.button(key=ui.W_ISLES_RUN).click())
-    active = app.session_state[ui.ACTIVE]
+    app.text_input(key=sidebar.ISLES_ROOT).input(str(root))
+    app.text_input(key=sidebar.ISLES_OUT).input(str(out))
+    run(app.button(key=sidebar.ISLES_RUN).click())
+    active = app.session_state[context.ACTIVE]
     assert active["origin"] == "ISLES 2022 import"
     assert Path(active["input_dir"]) == out / "input"
     assert len(list((out / "mask").glob("slice_0001_*.png"))) == 6
     assert any("imported 1 case" in s.value for s in app.sidebar.success)
-    assert Path(app.text_input(key=ui.W_INPUT_DIR).value) == out / "input"
-    assert app.selectbox(key=ui.C_SOURCE).value.startswith("slice_0001_")
+    assert Path(app.text_input(key=sidebar.INPUT_DIR).value) == out / "input"
+    assert app.selectbox(key="c_source").value.startswith("slice_0001_")

@@ -168,9 +168,14 @@ def test_curation_in_the_browser(server, page: Page):
     url, paths = server
     store = Store.open(paths["db"], open_dataset(paths["input"], paths["mask"]))
 
-    # ---- Review, reached by a deep link on a fresh server: queue 6 candidates
+    # ---- Review, reached by a deep link on a fresh server: app.py runs first (the sidebar
+    # shows the open dataset), then the Review page; the URL stays /review. Queue 6 candidates.
     page.goto(f"{url}/review")
     expect(page.get_by_text("Review candidates")).to_be_visible()
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("Folders given on the command line.")).to_be_visible()
+    expect(sidebar.get_by_text(re.compile(r"24 slices, 3 cases"))).to_be_visible()
+    assert page.url.rstrip("/").endswith("/review")
     expect(page.get_by_text("No candidates yet")).to_be_visible()
     page.get_by_label("How many").fill("6")
     page.get_by_role("button", name="Queue candidates").click()
@@ -256,3 +261,4 @@ def test_curation_in_the_browser(server, page: Page):
 
     log = paths["log"].read_text()
     assert "Traceback" not in log, log
+    assert not re.search(r"warn", log, re.IGNORECASE), log  # e.g. a widget set two ways

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..holdout import read_holdout
 from ..poisson import MODES
-from ..recipe import SamplingOptions
+from ..recipe import METHODS, SamplingOptions
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
-    """Add --mode, --scale, --rotation, --flip, --margin, --min-area and --allow-overlap."""
+    """Add --mode, --scale, --rotation, --flip, --margin, --min-area, --allow-overlap,
+    --method and --holdout."""
     p.add_argument("--mode", choices=MODES, default="normal",
                    help="guidance: source gradients (normal) or the stronger of source/target (mixed)")
     p.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
@@ -23,11 +25,19 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
                    help="draw only source lesions of at least PX pixels (default 1: all)")
     p.add_argument("--allow-overlap", action="store_true",
                    help="allow placing over the target's own lesions")
+    p.add_argument("--method", choices=METHODS, default=METHODS[0],
+                   help="blend by poissonblend's own Poisson solve (default), or as the seed "
+                        "script did with OpenCV's seamlessClone (opencv; recipes it fails on "
+                        "are drawn again and counted)")
+    p.add_argument("--holdout", metavar="FILE",
+                   help="held-out case ids, one per line (blank lines and # comments ignored): "
+                        "never used as a source or a target")
 
 
 def sampling_options(args: argparse.Namespace) -> SamplingOptions:
-    """The :class:`SamplingOptions` the parsed arguments ask for."""
+    """The :class:`SamplingOptions` the parsed arguments ask for (reads the --holdout file)."""
     return SamplingOptions(mode=args.mode, scale_range=tuple(args.scale),
                            rotation_range=tuple(args.rotation), flip=args.flip,
                            margin=args.margin, min_area=args.min_area,
-                           avoid_lesions=not args.allow_overlap)
+                           avoid_lesions=not args.allow_overlap, method=args.method,
+                           holdout=read_holdout(args.holdout) if args.holdout else frozenset())

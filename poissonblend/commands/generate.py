@@ -15,6 +15,7 @@ from ..dataset import open_dataset
 from ..generate import generate
 from ..machine import usable_cpus
 from ._progress import progress_bar
+from ..holdout import warn_unknown_cases
 from ._sampling import add_sampling_arguments, sampling_options
 
 
@@ -35,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     options = sampling_options(args)
     dataset = open_dataset(args.input_dir, args.mask_dir, workers=args.workers)
+    warn_unknown_cases(dataset, options.holdout)
     with progress_bar("generate", "sample") as progress:
         summary = generate(dataset, args.out_input_dir, args.out_mask_dir, count=args.count,
                            seed=args.seed, options=options, workers=args.workers,

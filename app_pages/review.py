@@ -1,0 +1,215 @@
+"""Review: queue random candidates, then decide them one at a time (A / X / S / U)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from poissonblend.blend import MAX_MARGIN, MIN_MARGIN
+from poissonblend.errors import PoissonBlendError
+from poissonblend.recipe import SamplingOptions
+from poissonblend.store import ORDERS, Candidate
+from ui import context, pictures, widgets
+
+# This page's session-state keys (prefix r_)
+ORDER = "r_order"                    # bound to the URL's ?r_order=
+CURRENT = "r_current"                # int | None: candidate shown (None: next undecided)
+UNDO = "r_undo"                      # list[int]: candidates decided in this session
+REASON = "r_reason"
+FLASH = "r_flash"                    # (kind, text) | None: one-shot message of the last action
+QUEUE_FORM = "r_queue_form"
+QUEUE_N = "r_queue_n"
+QUEUE_SEED = "r_queue_seed"
+QUEUE_MODE = "r_queue_mode"
+QUEUE_SCALE = "r_queue_scale"        # (lo, hi)
+QUEUE_ROTATION = "r_queue_rotation"  # (lo, hi)
+QUEUE_FLIP = "r_queue_flip"
+QUEUE_MARGIN = "r_queue_margin"
+QUEUE_MIN_AREA = "r_queue_min_area"
+QUEUE_GO = "r_queue_go"              # buttons
+ACCEPT, REJECT, SKIP, UNDO_BTN = "r_accept", "r_reject", "r_skip", "r_undo_btn"
+PREV, NEXT = "r_prev", "r_next"
+
+ctx = context.context()
+store = ctx.store
+ss = st.session_state
+context.page_state(ctx, "r", {
+    ORDER: "created", CURRENT: None, UNDO: [], REASON: widgets.NO_REASON, QUEUE_N: 20, QUEUE_SEED: 0,
+    QUEUE_MODE: "normal", QUEUE_SCALE: (0.8, 1.2), QUEUE_ROTATION: (-30, 30), QUEUE_FLIP: True,
+    QUEUE_MARGIN: 6, QUEUE_MIN_AREA: 9, FLASH: None,
+}, per_dataset=(CURRENT, UNDO))
+
+
+def current_candidate(pinned: int | None, order: str) -> Candidate | None:
+    """The candidate to show: the pinned one if it exists, else the next undecided."""
+    if pinned is not None:
+        try:
+            return store.get(pinned)
+        except PoissonBlendError:
+            pass
+    return store.next_undecided(order=order)
+
+
+def neighbour(candidate_id: int, order: str, step: int) -> int | None:
+    """Id `step` places from `candidate_id` among all candidates in `order` (None past the ends)."""
+    ids = [c.id for c in store.candidates(order=order)]
+    try:
+        i = ids.index(candidate_id) + step
+    except ValueError:
+        return None
+    return ids[i] if 0 <= i < len(ids) else None
+
+
+def last_decided(lookback: int = 200) -> int | None:
+    """The most recently decided candidate that is still decided (for Undo after a restart)."""
+    seen: set[int] = set()
+    for record in reversed(store.history()[-lookback:]):
+        if record.candidate_id in seen:
+            continue
+        seen.add(record.candidate_id)
+        if store.get(record.candidate_id).state != "undecided":
+            return record.candidate_id
+    return None
+
+
+def prefetch_next(current_id: int, order: str) -> None:
+    """Render and encode the next undecided candidate now, so deciding shows it at once."""
+    nxt = store.next_undecided(order=order, exclude=(current_id,))
+    if nxt is not None:
+        try:
+            pictures.candidate_pngs(ctx.key, nxt.recipe.to_json(), 0.35, ctx.dataset)
+        except PoissonBlendError:
+            pass
+
+
+def flash(kind: str, text: str) -> None:
+    ss[FLASH] = (kind, text)
+
+
+def decide(candidate_id: int, decision: str) -> None:
+    reason = widgets.chosen_reason(REASON) if decision == "rejected" else None
+    try:
+        c = store.decide(candidate_id, decision, reason=reason, reviewer=context.reviewer())
+    except PoissonBlendError as exc:
+        flash("error", str(exc))
+        return
+    ss[UNDO].append(candidate_id)
+    ss[CURRENT] = None
+    ss[REASON] = widgets.NO_REASON
+    flash("ok", f"#{c.id} {c.state}" + (f" ({c.reason})" if c.reason else ""))
+
+
+def undo() -> None:
+    target = ss[UNDO].pop() if ss[UNDO] else last_decided()
+    if target is None:
+        flash("info", "Nothing to undo.")
+        return
+    try:
+        c = store.undo(target)
+    except PoissonBlendError as exc:
+        flash("error", str(exc))
+        return
+    ss[CURRENT] = c.id
+    flash("ok", f"#{c.id} is undecided again")
+
+
+def browse(candidate_id: int, step: int) -> None:
+    ss[CURRENT] = neighbour(candidate_id, ss[ORDER], step)
+
+
+def on_order_change() -> None:
+    ss[CURRENT] = None
+
+
+st.subheader("Review candidates")
+
+# ---------------------------------------------------------------- queue
+counts = store.counts()
+with st.expander("Queue random candidates", expanded=counts["total"] == 0,
+                 icon=":material/playlist_add:"):
+    with st.form(QUEUE_FORM, border=False):
+        a, b, c, d = st.columns(4)
+        a.number_input("How many", 1, 2000, key=QUEUE_N, persist_state="session")
+        b.number_input("Seed", 0, 2**31 - 1, key=QUEUE_SEED, persist_state="session")
+        c.segmented_control("Mode", ["normal", "mixed"], key=QUEUE_MODE, required=True,
+                            persist_state="session")
+        d.slider("Margin (px)", MIN_MARGIN, MAX_MARGIN, key=QUEUE_MARGIN, persist_state="session")
+        a, b, c, d = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+        a.slider("Scale range", 0.25, 3.0, step=0.05, key=QUEUE_SCALE, persist_state="session")
+        b.slider("Rotation range (°)", -180, 180, step=5, key=QUEUE_ROTATION, persist_state="session")
+        c.number_input("Min lesion area (px)", 1, 10_000, key=QUEUE_MIN_AREA,
+                       persist_state="session",
+                       help="Draw only source lesions at least this large (9 skips 1–8 px specks)")
+        d.toggle("Random flips", key=QUEUE_FLIP, persist_state="session")
+        go = st.form_submit_button("Queue candidates", key=QUEUE_GO, type="primary",
+                                   icon=":material/add:")
+    if go:
+        seed, n = int(ss[QUEUE_SEED]), int(ss[QUEUE_N])
+        batch = f"seed-{seed}"
+        start = len(store.candidates(batch=batch))  # more of the same batch: new draws
+        bar = st.progress(0.0, text=f"Rendering {n} candidates…")
+        try:
+            options = SamplingOptions(mode=ss[QUEUE_MODE],
+                                      scale_range=tuple(map(float, ss[QUEUE_SCALE])),
+                                      rotation_range=tuple(map(float, ss[QUEUE_ROTATION])),
+                                      flip=bool(ss[QUEUE_FLIP]), margin=int(ss[QUEUE_MARGIN]),
+                                      min_area=int(ss[QUEUE_MIN_AREA]))
+            queued = store.queue(n, seed, options, batch=batch, start=start,
+                                 progress=lambda k, total: bar.progress(
+                                     k / total, text=f"{k} of {total} candidates rendered"))
+        except PoissonBlendError as exc:
+            bar.empty()
+            widgets.show_error(exc)
+        else:
+            bar.empty()
+            flash("ok", f"Queued {len(queued)} candidates (batch {batch}, samples "
+                        f"{start}–{start + n - 1})")
+            counts = store.counts()
+
+# ---------------------------------------------------------------- progress + order
+decided = counts["total"] - counts["undecided"]
+top_l, top_r = st.columns([3, 2], vertical_alignment="bottom")
+with top_l:
+    st.progress(decided / counts["total"] if counts["total"] else 0.0,
+                text=f"**{decided} of {counts['total']} decided** · {counts['accepted']} accepted · "
+                     f"{counts['rejected']} rejected · {counts['skipped']} skipped")
+with top_r:
+    st.segmented_control("Order", ORDERS, key=ORDER, required=True,
+                         format_func=widgets.ORDER_LABELS.get, on_change=on_order_change,
+                         bind="query-params", label_visibility="collapsed")
+
+current = current_candidate(ss[CURRENT], ss[ORDER])
+if current is None:
+    if counts["total"] == 0:
+        st.info("No candidates yet: queue some above.", icon=":material/info:")
+    else:
+        st.success(f"All {counts['total']} candidates are decided. Export the accepted ones, "
+                   "or queue more.", icon=":material/done_all:")
+    left, _ = st.columns([1, 5])
+    left.button("Undo last", key=UNDO_BTN, shortcut="U", on_click=undo,
+                icon=":material/undo:", width="stretch")
+    widgets.flash_message(FLASH)
+    st.stop()
+
+# ---------------------------------------------------------------- one candidate
+st.markdown(f"#### {widgets.candidate_title(current)}")
+bar = st.columns([2, 2, 3, 2, 2, 1, 1], vertical_alignment="bottom")
+bar[0].button("Accept", key=ACCEPT, shortcut="A", type="primary", icon=":material/check:",
+              on_click=decide, args=(current.id, "accepted"), width="stretch")
+bar[1].button("Reject", key=REJECT, shortcut="X", icon=":material/close:",
+              on_click=decide, args=(current.id, "rejected"), width="stretch")
+bar[2].selectbox("Reject reason", widgets.reason_options(), key=REASON,
+                 label_visibility="collapsed", persist_state="session")
+bar[3].button("Skip", key=SKIP, shortcut="S", icon=":material/skip_next:",
+              on_click=decide, args=(current.id, "skipped"), width="stretch")
+bar[4].button("Undo", key=UNDO_BTN, shortcut="U", icon=":material/undo:", on_click=undo,
+              width="stretch")
+bar[5].button("", key=PREV, shortcut="P", icon=":material/chevron_left:", on_click=browse,
+              args=(current.id, -1), help="Previous candidate (P)", width="stretch")
+bar[6].button("", key=NEXT, shortcut="N", icon=":material/chevron_right:", on_click=browse,
+              args=(current.id, 1), help="Next candidate (N)", width="stretch")
+widgets.flash_message(FLASH)
+
+widgets.candidate_view(ctx, current)
+
+# Warm the cache for the candidate that comes next, so the next decision shows it at once.
+prefetch_next(current.id, ss[ORDER])
