@@ -8,11 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import TEST_SEEDS
-from poissonblend.ablate.data import (batch_order, case_folds, normalise, padded_shape, subset,
-                                      to_arrays, training_names)
+from poissonblend.ablate.data import batch_order, case_folds, normalise, padded_shape, to_arrays, training_names
 from poissonblend.dataset import open_dataset
 from poissonblend.errors import AblationError
-from poissonblend.recipe import render, sample_recipe
 
 
 @settings(max_examples=60, deadline=None)
@@ -64,27 +62,6 @@ def test_to_arrays_pads_bottom_right_and_binarises_masks():
     assert np.array_equal(y[0, :3, :4, 0], (mask > 0).astype(np.float32))
     assert y[0, 3:].sum() == 0 and y[0, :, 4:].sum() == 0
     assert padded_shape([(3, 4), (10, 2)], 8) == (16, 8)
-
-
-@pytest.mark.parametrize("seed", TEST_SEEDS)
-def test_subset_samples_only_its_cases_and_renders_like_the_whole(training_set, seed):
-    dataset = open_dataset(*training_set)
-    cases = sorted(dataset.case_ids)[:2]
-    view = subset(dataset, cases)
-    assert view.case_ids == frozenset(cases)
-    assert [s.name for s in view.slices] == [s.name for s in dataset.slices if s.case_id in cases]
-    for s in view.slices:
-        assert tuple(s.lesions) == tuple(dataset.info(s.name).lesions)
-    for i in range(20):
-        recipe = sample_recipe(view, np.random.default_rng([seed, i]))
-        assert {recipe.source.split("_")[1], recipe.target.split("_")[1]} <= set(cases)
-        assert render(view, recipe).image.tobytes() == render(dataset, recipe).image.tobytes()
-
-
-def test_subset_invalid_input(training_set):
-    dataset = open_dataset(*training_set)
-    with pytest.raises(AblationError, match="case\\(s\\) nope not in"):
-        subset(dataset, ["nope"])
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])

@@ -52,16 +52,21 @@ def test_no_augmented_sample_touches_a_test_or_held_out_case(tmp_path, seed):
     dataset = open_dataset(input_dir, mask_dir)
     db = _accepted_db(dataset, tmp_path / "review.db")
     holdout = {sorted(dataset.case_ids)[seed % 5]}
-    config = AblationConfig(arms=("none", "poissonblend", "accepted"), folds=2, samples_per_case=8, seed=seed)
+    config = AblationConfig(arms=("none", "poissonblend", "opencv", "accepted"), folds=2, samples_per_case=8,
+                            seed=seed)
     folds = case_folds(dataset.case_ids - holdout, folds=2, rng=seed)
     prepare_samples(dataset, folds, tmp_path / "run", config, store_path=db)
     accepted = {c.case_id: c for c in Store.open(db, dataset).candidates(state="accepted")}
     for k, fold in enumerate(folds):
         assert not holdout & (set(fold.train) | set(fold.test))
-        pb = _manifest_rows(fold_dir(tmp_path / "run", k) / "poissonblend" / "manifest.csv")
-        assert len({r["case_id"] for r in pb}) >= 0.9 * 8 * len(fold.train)  # a few draws may repeat
+        generated = []
+        for method in ("poissonblend", "opencv"):
+            rows = _manifest_rows(fold_dir(tmp_path / "run", k) / method / "manifest.csv")
+            assert len(rows) >= 0.9 * 8 * len(fold.train)  # a few draws may repeat
+            assert {r["method"] for r in rows} == {method}
+            generated += rows
         acc = _manifest_rows(fold_dir(tmp_path / "run", k) / "accepted" / "manifest.csv")
-        for row in pb + acc:
+        for row in generated + acc:
             assert {row["source_case"], row["target_case"]} <= set(fold.train)
             assert row["source_case"] == row["source_file"].split("_")[1]
             assert row["target_case"] == row["target_file"].split("_")[1]
@@ -79,7 +84,7 @@ def demo64(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def quick_run(demo64, tmp_path_factory) -> Path:
-    """One uninterrupted quick run with every arm that works here (in this process)."""
+    """One uninterrupted quick run of every arm (the default with --db), in this process."""
     root = tmp_path_factory.mktemp("ablate")
     input_dir, mask_dir = demo64
     db = _accepted_db(open_dataset(input_dir, mask_dir), root / "review.db")
@@ -89,16 +94,15 @@ def quick_run(demo64, tmp_path_factory) -> Path:
     return out
 
 
-def _argv(input_dir: Path, mask_dir: Path, out: Path, root: Path) -> list[str]:
+def _argv(input_dir: Path, mask_dir: Path, out: Path, root: Path, *extra: str) -> list[str]:
     return ["--input-dir", str(input_dir), "--mask-dir", str(mask_dir), "--out", str(out),
-            "--arms", "none,poissonblend,accepted", "--db", str(root / "review.db"),
-            "--holdout", str(root / "holdout.txt"), *QUICK]
+            "--db", str(root / "review.db"), "--holdout", str(root / "holdout.txt"), *QUICK, *extra]
 
 
 def test_a_quick_run_learns_and_writes_the_report(quick_run, capsys):
     report = json.loads((quick_run / "report.json").read_text())
     assert set(report) == {"arms", "folds", "config"}
-    assert list(report["arms"]) == ["none", "poissonblend", "accepted"]
+    assert list(report["arms"]) == ["none", "poissonblend", "opencv", "accepted"]
     assert report["arms"]["none"]["mean_dice"] > MIN_BASELINE_DICE
     cases = {f"{i:04d}" for i in range(1, 9)} - {HELD_OUT}  # the held-out case is nowhere
     for arm in report["arms"].values():
@@ -116,9 +120,10 @@ def test_a_quick_run_learns_and_writes_the_report(quick_run, capsys):
 
 
 def _same_results(a: dict, b: dict) -> None:
-    assert a["arms"] == b["arms"]
-    strip = lambda folds: [{k: v for k, v in f.items() if k != "seconds"} for f in folds]  # noqa: E731
-    assert strip(a["folds"]) == strip(b["folds"])
+    """The arms of `a` scored as in `b`; the same folds, slices and steps."""
+    assert {arm: b["arms"][arm] for arm in a["arms"]} == a["arms"]
+    same = ("train", "test", "steps", "train_slices")
+    assert [{k: f[k] for k in same} for f in a["folds"]] == [{k: f[k] for k in same} for f in b["folds"]]
 
 
 def _start(argv: list[str], env: dict) -> subprocess.Popen:
@@ -135,11 +140,12 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 
 def test_killed_then_interrupted_run_resumes_to_the_same_report(quick_run, demo64, tmp_path):
-    """SIGKILL after the first result, Ctrl-C after the second, then finish: the report is the
-    uninterrupted run's, and no finished fold/arm was trained again."""
+    """SIGKILL after the first result, Ctrl-C after the second, then finish in a third process:
+    each arm scores exactly as in the uninterrupted run (same seed, same report), and no
+    finished fold/arm was trained again."""
     input_dir, mask_dir = demo64
     out = tmp_path / "run"
-    argv = _argv(input_dir, mask_dir, out, quick_run.parent)
+    argv = _argv(input_dir, mask_dir, out, quick_run.parent, "--arms", "none,poissonblend")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first, second = (fold_dir(out, 0) / arm / RESULT_NAME for arm in ("none", "poissonblend"))
 
@@ -163,7 +169,7 @@ def test_killed_then_interrupted_run_resumes_to_the_same_report(quick_run, demo6
     out_text, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err
     assert "fold 1/2 none: " not in err and "fold 1/2 poissonblend: " not in err
-    assert "fold 1/2 accepted: " in err and "fold 2/2 none: " in err
+    assert "fold 2/2 none: " in err and "fold 2/2 poissonblend: " in err
     assert (first.read_bytes(), first.stat().st_mtime_ns) == kept
     assert "none: mean case Dice" in out_text
     resumed = json.loads((out / "report.json").read_text())
@@ -184,7 +190,7 @@ def _one_error_line(err: str, text: str) -> None:
     (["--epochs", "0"], "epochs 0 must be an integer >= 1"),
     (["--empty-fraction", "1.5"], "empty fraction 1.5"),
     (["--base-filters", "0"], "base filters 0"),
-    (["--holdout", "/nonexistent/holdout.txt"], "hold-out file /nonexistent/holdout.txt"),
+    (["--holdout", "/nonexistent/holdout.txt"], "cannot read held-out file /nonexistent/holdout.txt"),
 ])
 def test_ablate_invalid_input(demo64, tmp_path, capsys, extra, message):
     input_dir, mask_dir = demo64
@@ -207,9 +213,9 @@ def test_ablate_refuses_a_foreign_folder_and_other_settings(demo64, quick_run, t
     _one_error_line(capsys.readouterr().err, "holds a run with other settings or data (settings differ)")
     assert (quick_run / "report.json").read_bytes() == before
     holdout = tmp_path / "holdout.txt"
-    holdout.write_text("# cases kept for the final test\n0002\nnope\n")
+    holdout.write_text("# cases kept for the final test\n0002 0003\n")
     assert main([*common, "--out", str(tmp_path / "h"), "--holdout", str(holdout)]) == 2
-    _one_error_line(capsys.readouterr().err, "held-out case(s) nope are not in")
+    _one_error_line(capsys.readouterr().err, "line 2: '0002 0003' holds more than one case id")
 
 
 def test_only_training_imports_keras(tmp_path):

@@ -6,14 +6,14 @@ No Keras here: arrays are NumPy, images ``(n, rows, cols, 1)`` float32.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..dataset import Dataset, LesionTable, SliceLesions
+from ..dataset import Dataset
 from ..errors import AblationError
-from ..io import parse_slice_name, read_gray_png
+from ..io import read_gray_png
 
 
 @dataclass(frozen=True)
@@ -143,40 +143,9 @@ def training_names(dataset: Dataset, cases: Iterable[str], *, empty_fraction: fl
     return sorted(lesion + [empty[k] for k in keep])
 
 
-def subset(dataset: Dataset, cases: Iterable[str]) -> Dataset:
-    """The same dataset seen through `cases` alone: sampling from it never touches another case.
-
-    Shares the folders (and reads the same files); its slices, lesion table,
-    targets and case ids are those of `cases`.
-
-    Raises
-    ------
-    AblationError
-        If a case is not in the dataset.
-    """
-    wanted = set(cases)
-    missing = wanted - dataset.case_ids
-    if missing:
-        raise AblationError(f"case(s) {', '.join(sorted(missing))} not in {dataset.input_dir}")
-    rows = [k for k, s in enumerate(dataset.slices) if s.case_id in wanted]
-    old = dataset.lesion_table
-    keep = np.isin(old.slice_row, rows)
-    counts = np.array([len(dataset.slices[k].lesions) for k in rows], np.int64)
-    table = LesionTable.from_counts(counts, old.area[keep], old.bbox_rc[keep], old.centroid_rc[keep])
-    stops = np.cumsum(counts).tolist()
-    slices = tuple(replace(dataset.slices[k], lesions=SliceLesions(table, stop - n, stop))
-                   for k, n, stop in zip(rows, counts.tolist(), stops))
-    return Dataset(dataset.input_dir, dataset.mask_dir, slices, table)
-
-
 def read_samples(input_dir: Path, mask_dir: Path, names: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(image, mask) pairs of written samples `names` (file names in both folders)."""
     return [(read_gray_png(Path(input_dir) / n), read_gray_png(Path(mask_dir) / n)) for n in names]
-
-
-def case_of(name: str) -> str:
-    """Case id of slice file `name`."""
-    return parse_slice_name(name)[0]
 
 
 def batch_order(n: int, *, steps: int, batch_size: int, rng: np.random.Generator | int) -> list[np.ndarray]:

@@ -30,17 +30,16 @@ import numpy as np
 from ..dataset import Dataset
 from ..errors import AblationError, OutputError
 from ..io import atomic_write_bytes, slice_name
-from ..output import MANIFEST_COLUMNS, folder_lock, manifest_row, read_manifest, write_manifest, write_sample
+from ..output import folder_lock, manifest_row, read_manifest, write_manifest, write_sample
 from ..recipe import SamplingOptions
 from .config import BASELINE, AblationConfig
-from .data import (Fold, batch_order, case_folds, case_of, case_slices, padded_shape, read_samples,
-                   subset, to_arrays, training_names)
+from .data import (Fold, batch_order, case_folds, case_slices, padded_shape, read_samples, to_arrays,
+                   training_names)
 from .report import build_report, write_report
 
 CONFIG_NAME = "config.json"
 RESULT_NAME = "result.json"
 SAMPLES_MANIFEST = "manifest.csv"
-SAMPLE_COLUMNS = MANIFEST_COLUMNS + ("source_case", "target_case")
 THRESHOLD = 0.5
 """Probability above which a pixel is predicted lesion."""
 
@@ -129,28 +128,16 @@ def _run_identity(dataset: Dataset, config: AblationConfig, holdout: frozenset[s
             "db": None if store_path is None else str(Path(store_path).resolve())}
 
 
-def _with_cases(row: dict) -> dict:
-    return {**row, "source_case": case_of(row["source_file"]), "target_case": case_of(row["target_file"])}
-
-
-def _sampling_options(arm: str) -> SamplingOptions:
-    if arm == "opencv":
-        raise AblationError("the 'opencv' arm needs SamplingOptions(method='opencv') (issue 13), "
-                            "which this version lacks; leave it out of --arms")
-    return SamplingOptions()
-
-
 def _make_generated(dataset: Dataset, fold: Fold, arm: str, folder: Path, config: AblationConfig) -> None:
-    """Draw the arm's samples from the fold's training cases alone and write them with their manifest."""
+    """Draw the arm's samples (method `arm`) from the fold's training cases alone, with their manifest.
+
+    Every other case (the fold's test cases, the held-out ones) is held out of the draw.
+    """
     from ..generate import generate
 
-    manifest = folder / SAMPLES_MANIFEST
-    view = subset(dataset, fold.train)  # the test cases are not even visible to the sampler
-    count = config.samples_per_case * len(fold.train)
-    generate(view, folder / "input", folder / "mask", count=count, seed=config.seed,
-             options=_sampling_options(arm), workers=None, manifest=manifest)
-    rows = [_with_cases(r) for r in read_manifest(manifest)]
-    write_manifest(manifest, rows, columns=SAMPLE_COLUMNS, merge=False)
+    options = SamplingOptions(method=arm, holdout=dataset.case_ids - set(fold.train))
+    generate(dataset, folder / "input", folder / "mask", count=config.samples_per_case * len(fold.train),
+             seed=config.seed, options=options, workers=None, manifest=folder / SAMPLES_MANIFEST)
 
 
 def _make_accepted(dataset: Dataset, fold: Fold, folder: Path, store_path: Path) -> None:
@@ -161,11 +148,10 @@ def _make_accepted(dataset: Dataset, fold: Fold, folder: Path, store_path: Path)
     train = set(fold.train)
     rows = []
     for c in store.candidates(state="accepted"):
-        if case_of(c.recipe.source) in train and case_of(c.recipe.target) in train:
+        if c.recipe.source_case in train and c.recipe.target_case in train:
             write_sample(store.render(c), c.case_id, folder / "input", folder / "mask")
-            rows.append(_with_cases(manifest_row(c.case_id, c.recipe, c.quality, seed=c.seed,
-                                                 sample_index=c.sample_index)))
-    write_manifest(folder / SAMPLES_MANIFEST, rows, columns=SAMPLE_COLUMNS, merge=False)
+            rows.append(manifest_row(c.case_id, c.recipe, c.quality, seed=c.seed, sample_index=c.sample_index))
+    write_manifest(folder / SAMPLES_MANIFEST, rows, merge=False)
 
 
 def prepare_samples(dataset: Dataset, folds: tuple[Fold, ...], out_dir: Path, config: AblationConfig, *,
@@ -263,8 +249,8 @@ def run_ablation(dataset: Dataset, out_dir: str | os.PathLike, config: AblationC
     store_path : path, optional
         Review database of the ``accepted`` arm.
     holdout : frozenset of str
-        Case ids kept out of the ablation altogether (never trained on, never a
-        source or target of a sample).
+        Case ids kept out of the ablation altogether: in no fold, never a
+        source or target of a sample (ids not in the dataset are ignored).
     progress : callable(label, done, total), optional
         Called after each optimiser step.
 
@@ -276,11 +262,6 @@ def run_ablation(dataset: Dataset, out_dir: str | os.PathLike, config: AblationC
     out_dir = Path(out_dir)
     if "accepted" in config.arms and store_path is None:
         raise AblationError("the 'accepted' arm needs a review database (--db)")
-    if "opencv" in config.arms:
-        _sampling_options("opencv")
-    unknown = sorted(set(holdout) - dataset.case_ids)
-    if unknown:
-        raise AblationError(f"held-out case(s) {', '.join(unknown[:5])} are not in {dataset.input_dir}")
     folds = case_folds(dataset.case_ids - set(holdout), folds=config.folds, rng=[config.seed, _FOLDS])
     identity = _run_identity(dataset, config, frozenset(holdout), store_path)
     _check_out_dir(out_dir, dataset, identity)

@@ -3,10 +3,11 @@
 A case-level K-fold ablation: in each fold, every arm trains the same small 2-D
 U-Net (Keras 3; JAX backend on CPU unless KERAS_BACKEND names another) from the
 same initial weights for the same number of optimiser steps, on the fold's
-training cases only -- 'none' on the original slices, 'poissonblend' plus N
-samples per training case drawn from the training cases alone, 'accepted' plus
-the review database's accepted candidates whose source and target are both
-training cases -- and is scored by the volume Dice of each test case. The
+training cases only -- 'none' on the original slices; 'poissonblend' and
+'opencv' plus N samples per training case drawn from the training cases alone
+by the sampler of generate, blended by that method; 'accepted' plus the review
+database's accepted candidates whose source and target are both training
+cases -- and is scored by the volume Dice of each test case. The
 report (report.json, report.md, dice.png in --out) gives each arm's mean Dice
 with a 95 % bootstrap CI over cases and its paired difference to 'none'.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from ..ablate.config import ARMS, AblationConfig, ModelOptions
 from ..dataset import open_dataset
-from ..errors import AblationError
+from ..holdout import read_holdout, warn_unknown_cases
 
 DEFAULTS = AblationConfig()
 
@@ -40,12 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="passes over each fold's original training slices; every arm takes the same "
                         f"number of optimiser steps (default {DEFAULTS.epochs})")
     p.add_argument("--arms", type=_arms, default=None,
-                   help=f"comma-separated, from {','.join(ARMS)} (default none,poissonblend, "
-                        "plus accepted with --db)")
+                   help=f"comma-separated, from {','.join(ARMS)} (default: all; accepted only "
+                        "with --db)")
     p.add_argument("--db", help="review database of the 'accepted' arm")
     p.add_argument("--samples-per-case", type=int, default=DEFAULTS.samples_per_case,
                    help=f"augmented samples per training case (default {DEFAULTS.samples_per_case})")
-    p.add_argument("--holdout", help="text file of case ids (one a line) kept out of the ablation entirely")
+    p.add_argument("--holdout", metavar="FILE",
+                   help="held-out case ids, one per line (blank lines and # comments ignored): "
+                        "kept out of the ablation entirely (in no fold, never a source or a target)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help=f"seed of everything (default {DEFAULTS.seed})")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                    help=f"slices per optimiser step (default {DEFAULTS.batch_size})")
@@ -58,15 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"U-Net poolings (default {DEFAULTS.model.levels})")
     p.add_argument("--learning-rate", type=float, default=DEFAULTS.model.learning_rate,
                    help=f"Adam step size (default {DEFAULTS.model.learning_rate})")
-
-
-def read_holdout(path: str) -> frozenset[str]:
-    """Case ids listed in `path`, one a line; blank lines and '#' comments ignored."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise AblationError(f"hold-out file {path}: {exc.strerror or exc}") from None
-    return frozenset(line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip())
 
 
 class _Bars:
@@ -96,8 +90,7 @@ class _Bars:
 
 
 def run(args: argparse.Namespace) -> int:
-    arms = args.arms if args.arms is not None else (
-        ("none", "poissonblend") + (("accepted",) if args.db else ()))
+    arms = args.arms if args.arms is not None else tuple(a for a in ARMS if a != "accepted" or args.db)
     config = AblationConfig(
         arms=arms, folds=args.folds, epochs=args.epochs, batch_size=args.batch_size,
         samples_per_case=args.samples_per_case, empty_fraction=args.empty_fraction, seed=args.seed,
@@ -105,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
                            learning_rate=args.learning_rate))
     holdout = read_holdout(args.holdout) if args.holdout else frozenset()
     dataset = open_dataset(args.input_dir, args.mask_dir)
+    warn_unknown_cases(dataset, holdout)
     from ..ablate.run import run_ablation  # Keras is imported only once training starts
 
     bars = _Bars()
