@@ -12,6 +12,9 @@ ARMS = ("none", "poissonblend", "opencv", "accepted")
 
 BASELINE = "none"
 
+# Independent random streams of a run's seed: numpy SeedSequence entropy [seed, STREAM, …].
+FOLDS_STREAM, WEIGHTS_STREAM, ORDER_STREAM, EMPTY_STREAM, BOOTSTRAP_STREAM = range(5)
+
 
 @dataclass(frozen=True)
 class ModelOptions:
@@ -27,9 +30,9 @@ class ModelOptions:
         Adam's step size.
     """
 
-    base_filters: int = 16
+    base_filters: int = 8
     levels: int = 3
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
 
     def __post_init__(self) -> None:
         if not (isinstance(self.base_filters, int) and 1 <= self.base_filters <= 512):

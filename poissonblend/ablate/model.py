@@ -40,6 +40,13 @@ def _cache_compiled_programs() -> None:
 
 _cache_compiled_programs()
 
+LESION_PRIOR = 0.01
+"""Lesion probability the untrained network predicts everywhere (its output bias is the log-odds).
+
+Starting at 0.5 instead, the first Adam steps push every output down so hard that ReLUs die
+and the network predicts nothing for good (seen on the demo set: max probability 0.0 from
+step 16 on)."""
+
 SMOOTH = 1.0
 """Added to the numerator and denominator of the soft Dice loss (px)."""
 
@@ -106,24 +113,26 @@ def build_unet(shape_rc: tuple[int, int], options: ModelOptions = ModelOptions()
 
 
 def initial_weights(model: "keras.Model", rng: np.random.Generator | int) -> list[np.ndarray]:
-    """He-normal kernels and zero biases for `model`, drawn by NumPy from `rng`.
+    """He-normal kernels, zero biases, the output bias at :data:`LESION_PRIOR`; drawn by NumPy.
 
     The same `rng` gives the same weights on every backend.
     """
     rng = np.random.default_rng(rng)
     weights = []
-    for w in model.get_weights():
-        if w.ndim > 1:  # kernel (rows, cols, in, out); fan-in as Keras counts it
-            fan_in = int(np.prod(w.shape[:-1]))
-            weights.append(rng.normal(0.0, np.sqrt(2.0 / fan_in), w.shape).astype(np.float32))
-        else:
-            weights.append(np.zeros(w.shape, np.float32))
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        if variable.name == "kernel":  # (rows, cols, in, out); fan-in as Keras counts it
+            fan_in = int(np.prod(shape[:-1]))
+            weights.append(rng.normal(0.0, np.sqrt(2.0 / fan_in), shape).astype(np.float32))
+        else:  # bias
+            weights.append(np.zeros(shape, np.float32))
+    weights[-1][:] = np.log(LESION_PRIOR / (1 - LESION_PRIOR))  # the sigmoid output's bias
     return weights
 
 
 def optimizer_state(model: "keras.Model") -> list[np.ndarray]:
     """The optimiser's variables (step count, moments, learning rate) as arrays."""
-    return [np.array(v) for v in model.optimizer.variables]
+    return [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
 
 
 def reset(model: "keras.Model", weights: Sequence[np.ndarray], state: Sequence[np.ndarray]) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import AblationError
 from ..io import atomic_write_bytes, encode_png
-from .config import BASELINE
+from .config import BASELINE, BOOTSTRAP_STREAM
 from .stats import CONFIDENCE, arm_summary, paired_difference
 
 REPORT_JSON = "report.json"
@@ -53,11 +53,11 @@ def build_report(folds: Sequence, results: Mapping, config, *, identity: dict,
     arms = {}
     for i, arm in enumerate(config.arms):
         per_case = {c: d for k in range(len(folds)) for c, d in sorted(results[k, arm].per_case.items())}
-        arms[arm] = {**arm_summary(per_case, rng=[config.seed, 4, i, 0]), "per_case": per_case}
+        arms[arm] = {**arm_summary(per_case, rng=[config.seed, BOOTSTRAP_STREAM, i, 0]), "per_case": per_case}
     base = arms[BASELINE]["per_case"]
     for i, arm in enumerate(config.arms):
         arms[arm]["vs_none"] = (None if arm == BASELINE else
-                                paired_difference(arms[arm]["per_case"], base, rng=[config.seed, 4, i, 1]))
+                                paired_difference(arms[arm]["per_case"], base, rng=[config.seed, BOOTSTRAP_STREAM, i, 1]))
     fold_entries = [{**fold.to_dict(), "samples": dict(samples[k]),
                      "seconds": {a: results[k, a].seconds for a in config.arms},
                      "steps": results[k, config.arms[0]].steps,

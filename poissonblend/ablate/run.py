@@ -32,7 +32,7 @@ from ..errors import AblationError, OutputError
 from ..io import atomic_write_bytes, slice_name
 from ..output import folder_lock, manifest_row, read_manifest, write_manifest, write_sample
 from ..recipe import SamplingOptions
-from .config import BASELINE, AblationConfig
+from .config import BASELINE, EMPTY_STREAM, FOLDS_STREAM, ORDER_STREAM, WEIGHTS_STREAM, AblationConfig
 from .data import (Fold, batch_order, case_folds, case_slices, padded_shape, read_samples, to_arrays,
                    training_names)
 from .report import build_report, write_report
@@ -46,8 +46,6 @@ THRESHOLD = 0.5
 Progress = Callable[[str, int, int], None]
 """``progress(label, done, total)``: label e.g. ``"fold 1/2 none"``."""
 
-# Sub-streams of the run's seed (numpy SeedSequence entropy [seed, purpose, fold]).
-_FOLDS, _WEIGHTS, _ORDER, _EMPTY, _BOOTSTRAP = range(5)
 
 
 @dataclass(frozen=True)
@@ -198,10 +196,10 @@ def _train_fold(model, dataset: Dataset, fold: Fold, k: int, out_dir: Path, conf
     if not todo:
         return
     seed = config.seed
-    names = training_names(dataset, fold.train, empty_fraction=config.empty_fraction, rng=[seed, _EMPTY, k])
+    names = training_names(dataset, fold.train, empty_fraction=config.empty_fraction, rng=[seed, EMPTY_STREAM, k])
     originals = [dataset.load(n) for n in names]
     steps = config.epochs * math.ceil(len(originals) / config.batch_size)
-    weights = initial_weights(model, [seed, _WEIGHTS, k])
+    weights = initial_weights(model, [seed, WEIGHTS_STREAM, k])
     fresh = optimizer_state(model)
     label_fold = f"fold {k + 1}/{config.folds}"
     for arm in todo:
@@ -209,7 +207,7 @@ def _train_fold(model, dataset: Dataset, fold: Fold, k: int, out_dir: Path, conf
         folder = fold_dir(out_dir, k) / arm
         samples = [] if arm == BASELINE else _sample_pairs(folder)
         x, y = to_arrays(originals + samples, shape_rc)
-        batches = batch_order(len(x), steps=steps, batch_size=config.batch_size, rng=[seed, _ORDER, k])
+        batches = batch_order(len(x), steps=steps, batch_size=config.batch_size, rng=[seed, ORDER_STREAM, k])
         reset(model, weights, fresh)
         label = f"{label_fold} {arm}"
         train(model, x, y, batches, progress=(lambda d, t: progress(label, d, t)) if progress else None)
@@ -262,7 +260,7 @@ def run_ablation(dataset: Dataset, out_dir: str | os.PathLike, config: AblationC
     out_dir = Path(out_dir)
     if "accepted" in config.arms and store_path is None:
         raise AblationError("the 'accepted' arm needs a review database (--db)")
-    folds = case_folds(dataset.case_ids - set(holdout), folds=config.folds, rng=[config.seed, _FOLDS])
+    folds = case_folds(dataset.case_ids - set(holdout), folds=config.folds, rng=[config.seed, FOLDS_STREAM])
     identity = _run_identity(dataset, config, frozenset(holdout), store_path)
     _check_out_dir(out_dir, dataset, identity)
     with _run_lock(out_dir):
