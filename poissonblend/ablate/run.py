@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -134,8 +135,10 @@ def _make_generated(dataset: Dataset, fold: Fold, arm: str, folder: Path, config
     from ..generate import generate
 
     options = SamplingOptions(method=arm, holdout=dataset.case_ids - set(fold.train))
+    # Forked workers would deadlock on JAX's threads if an earlier run in this process started them.
+    workers = 1 if "jax" in sys.modules else None
     generate(dataset, folder / "input", folder / "mask", count=config.samples_per_case * len(fold.train),
-             seed=config.seed, options=options, workers=None, manifest=folder / SAMPLES_MANIFEST)
+             seed=config.seed, options=options, workers=workers, manifest=folder / SAMPLES_MANIFEST)
 
 
 def _make_accepted(dataset: Dataset, fold: Fold, folder: Path, store_path: Path) -> None:
