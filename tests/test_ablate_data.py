@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import TEST_SEEDS
-from poissonblend.ablate.data import batch_order, case_folds, normalise, padded_shape, to_arrays, training_names
+from poissonblend.ablate.data import (batch_order, case_folds, normalise, padded_shape, to_arrays,
+                                      training_names)
 from poissonblend.dataset import open_dataset
 from poissonblend.errors import AblationError
 

@@ -81,7 +81,8 @@ class AblationConfig:
         if unknown:
             raise AblationError(f"unknown arm(s) {', '.join(unknown)}: choose from {', '.join(ARMS)}")
         if BASELINE not in self.arms:
-            raise AblationError(f"arms must include the baseline '{BASELINE}' (the others are compared with it)")
+            raise AblationError(f"arms must include the baseline '{BASELINE}' "
+                                "(the others are compared with it)")
         if len(set(self.arms)) != len(self.arms):
             raise AblationError(f"arms {','.join(self.arms)} name an arm twice")
         for name in ("epochs", "batch_size"):

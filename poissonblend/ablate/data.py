@@ -143,7 +143,8 @@ def training_names(dataset: Dataset, cases: Iterable[str], *, empty_fraction: fl
     return sorted(lesion + [empty[k] for k in keep])
 
 
-def read_samples(input_dir: Path, mask_dir: Path, names: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+def read_samples(input_dir: Path, mask_dir: Path,
+                 names: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(image, mask) pairs of written samples `names` (file names in both folders)."""
     return [(read_gray_png(Path(input_dir) / n), read_gray_png(Path(mask_dir) / n)) for n in names]
 

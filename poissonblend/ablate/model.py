@@ -21,7 +21,8 @@ from .config import ModelOptions  # noqa: E402
 try:
     import keras  # noqa: E402
 except ImportError as exc:  # pragma: no cover - the requirements install it
-    raise AblationError(f"ablate needs Keras 3 and a backend (pip install -r requirements.txt): {exc}") from None
+    raise AblationError(f"ablate needs Keras 3 and a backend (pip install -r requirements.txt): "
+                        f"{exc}") from None
 
 
 def _cache_compiled_programs() -> None:

@@ -56,16 +56,16 @@ def build_report(folds: Sequence, results: Mapping, config, *, identity: dict,
         arms[arm] = {**arm_summary(per_case, rng=[config.seed, BOOTSTRAP_STREAM, i, 0]), "per_case": per_case}
     base = arms[BASELINE]["per_case"]
     for i, arm in enumerate(config.arms):
-        arms[arm]["vs_none"] = (None if arm == BASELINE else
-                                paired_difference(arms[arm]["per_case"], base, rng=[config.seed, BOOTSTRAP_STREAM, i, 1]))
+        arms[arm]["vs_none"] = None if arm == BASELINE else paired_difference(
+            arms[arm]["per_case"], base, rng=[config.seed, BOOTSTRAP_STREAM, i, 1])
     fold_entries = [{**fold.to_dict(), "samples": dict(samples[k]),
                      "seconds": {a: results[k, a].seconds for a in config.arms},
                      "steps": results[k, config.arms[0]].steps,
                      "train_slices": results[k, config.arms[0]].train_slices,
                      "added_samples": {a: results[k, a].samples for a in config.arms}}
                     for k, fold in enumerate(folds)]
-    return {"arms": arms, "folds": fold_entries, "config": {**identity["settings"],
-                                                            **{k: v for k, v in identity.items() if k != "settings"}}}
+    run = {k: v for k, v in identity.items() if k != "settings"}
+    return {"arms": arms, "folds": fold_entries, "config": {**identity["settings"], **run}}
 
 
 def _fmt_ci(ci: Sequence[float]) -> str:
@@ -92,7 +92,8 @@ def report_markdown(report: Mapping) -> str:
              f"({folds[0]['steps']} optimiser steps per arm in fold 1, batch {cfg['batch_size']}), "
              f"U-Net of {cfg['model']['base_filters']} base filters × {cfg['model']['levels']} levels, "
              f"seed {cfg['seed']}; training and scoring took {seconds / 60:.1f} min.", "",
-             f"| arm | mean case Dice | {CONFIDENCE:.0%} CI | vs none (paired) | {CONFIDENCE:.0%} CI | better / worse cases |",
+             f"| arm | mean case Dice | {CONFIDENCE:.0%} CI | vs none (paired) | {CONFIDENCE:.0%} CI "
+             "| better / worse cases |",
              "|---|---|---|---|---|---|"]
     for arm, a in report["arms"].items():
         d = a["vs_none"]
@@ -104,8 +105,9 @@ def report_markdown(report: Mapping) -> str:
         if a["vs_none"] is not None:
             lines.append(f"- **{arm}**: {verdict(a['vs_none'])}.")
     lines += ["", "Per-case volume Dice (a case with no lesion and no prediction counts 1); CIs are "
-              "percentile bootstraps over cases.", "", "| fold | train cases | test cases | original slices | "
-              "added samples | seconds |", "|---|---|---|---|---|---|"]
+              "percentile bootstraps over cases.", "",
+              "| fold | train cases | test cases | original slices | added samples | seconds |",
+              "|---|---|---|---|---|---|"]
     for k, f in enumerate(folds):
         added = ", ".join(f"{a} {n}" for a, n in f["added_samples"].items() if a != BASELINE) or "—"
         secs = ", ".join(f"{a} {s:.0f}" for a, s in f["seconds"].items())

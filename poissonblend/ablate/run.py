@@ -151,7 +151,8 @@ def _make_accepted(dataset: Dataset, fold: Fold, folder: Path, store_path: Path)
     for c in store.candidates(state="accepted"):
         if c.recipe.source_case in train and c.recipe.target_case in train:
             write_sample(store.render(c), c.case_id, folder / "input", folder / "mask")
-            rows.append(manifest_row(c.case_id, c.recipe, c.quality, seed=c.seed, sample_index=c.sample_index))
+            rows.append(manifest_row(c.case_id, c.recipe, c.quality, seed=c.seed,
+                                     sample_index=c.sample_index))
     write_manifest(folder / SAMPLES_MANIFEST, rows, merge=False)
 
 
@@ -199,7 +200,8 @@ def _train_fold(model, dataset: Dataset, fold: Fold, k: int, out_dir: Path, conf
     if not todo:
         return
     seed = config.seed
-    names = training_names(dataset, fold.train, empty_fraction=config.empty_fraction, rng=[seed, EMPTY_STREAM, k])
+    names = training_names(dataset, fold.train, empty_fraction=config.empty_fraction,
+                           rng=[seed, EMPTY_STREAM, k])
     originals = [dataset.load(n) for n in names]
     steps = config.epochs * math.ceil(len(originals) / config.batch_size)
     weights = initial_weights(model, [seed, WEIGHTS_STREAM, k])

@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-dir", required=True, help="folder of input slices (8-bit grey PNG)")
     p.add_argument("--mask-dir", required=True, help="folder of masks with the same file names")
     p.add_argument("--out", required=True, help="run folder (new or empty; or an earlier run's, to resume)")
-    p.add_argument("--folds", type=int, default=DEFAULTS.folds, help=f"case-level folds (default {DEFAULTS.folds})")
+    p.add_argument("--folds", type=int, default=DEFAULTS.folds,
+                   help=f"case-level folds (default {DEFAULTS.folds})")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
                    help="passes over each fold's original training slices; every arm takes the same "
                         f"number of optimiser steps (default {DEFAULTS.epochs})")
@@ -49,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", metavar="FILE",
                    help="held-out case ids, one per line (blank lines and # comments ignored): "
                         "kept out of the ablation entirely (in no fold, never a source or a target)")
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help=f"seed of everything (default {DEFAULTS.seed})")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help=f"seed of folds, weights, data order, samples and bootstrap (default {DEFAULTS.seed})")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                    help=f"slices per optimiser step (default {DEFAULTS.batch_size})")
     p.add_argument("--empty-fraction", type=float, default=DEFAULTS.empty_fraction,
