@@ -24,6 +24,8 @@ FEATHER = 3
 MIN_MARGIN, MAX_MARGIN = FEATHER + 1, 32
 CHANGE_LEVEL = 3
 """Grey levels: a pixel counts as changed when it moved by more than this."""
+VISIBLE_FRACTION = 0.75
+"""A lesion arrived visibly when at least this fraction of its pixels changed."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,32 @@ class Quality:
         Mean gradient magnitude of the change (result − target) 2–4 px from the
         lesion, grey levels per px (≈ 0: the blend fades in without a step).
     brain_fraction : float
-        Fraction of lesion pixels inside the target's brain mask.
+        Fraction of lesion pixels inside the target's brain (tissue) mask.
     changed_fraction : float
-        Fraction of lesion pixels that changed by more than 3 grey levels.
+        Fraction of lesion pixels that changed by more than :data:`CHANGE_LEVEL`
+        (3) grey levels: the lesion arrived visibly when this is at least
+        :data:`VISIBLE_FRACTION` (0.75).
     score : float
-        One number for sorting, higher is better:
-        ``clip(contrast_transferred, 0, 1) * brain_fraction - 0.01 * seam_gradient``.
+        One number for sorting, higher is better (1 at best)::
+
+            clip(contrast_transferred, 0, 1)      # the lesion's contrast arrived
+            * brain_fraction                      # it lies in tissue
+            * min(1, changed_fraction / 0.75)     # it is visible
+            * (1 - level_shift ** 2)              # it stays at its level in the head
+            * max(0, 1 - tissue_ratio)            # it is small beside the tissue
+            - 0.01 * seam_gradient                # no step at its border
+
+        Each factor is 1 for a plausible sample and falls as the sample gets
+        less plausible: a lesion half outside tissue, half invisible, moved from
+        mid-brain to the top of the head (shift 0.5: × 0.75) or covering half the
+        target's tissue (× 0.5) sorts first in "worst score first".
+    source_level, target_level : float or None
+        Level of the source and the target slice in their case (0 = first
+        slice, 1 = last); None when not known (a blend of bare arrays).
+    level_shift : float
+        ``|target_level - source_level|`` (0 when a level is not known).
+    tissue_ratio : float
+        Lesion area / the target's tissue (brain) area (0 without a brain mask).
     """
 
     lesion_area: int
@@ -60,6 +82,15 @@ class Quality:
     brain_fraction: float
     changed_fraction: float
     score: float
+    source_level: float | None = None
+    target_level: float | None = None
+    level_shift: float = 0.0
+    tissue_ratio: float = 0.0
+
+    @property
+    def visible(self) -> bool:
+        """Whether the lesion arrived visibly (``changed_fraction >= VISIBLE_FRACTION``)."""
+        return self.changed_fraction >= VISIBLE_FRACTION
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -182,7 +213,8 @@ def locate(patch: LesionPatch, target: np.ndarray, *, center_xy: tuple[int, int]
 
 def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
           center_xy: tuple[int, int], mode: str = "normal", margin: int = 6,
-          brain: np.ndarray | None = None) -> Blend:
+          brain: np.ndarray | None = None,
+          levels: tuple[float, float] | None = None) -> Blend:
     """Blend a lesion patch into a target slice by Poisson image editing.
 
     Parameters
@@ -201,7 +233,11 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     margin : int
         Px by which the lesion is grown to form the Poisson region (4–32).
     brain : (M, N) ndarray of bool, optional
-        The target's brain mask, for ``Quality.brain_fraction`` (1.0 if None).
+        The target's brain mask, for ``Quality.brain_fraction`` (1.0 if None)
+        and ``Quality.tissue_ratio`` (0.0 if None).
+    levels : (float, float), optional
+        Level of the source and of the target slice in their cases (0–1), for
+        ``Quality.level_shift``.
 
     Returns
     -------
@@ -231,7 +267,7 @@ def blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
     ir1, ic1 = min(rows, wr0 + wh), min(cols, wc0 + ww)
     image = target.copy()
     image[ir0:ir1, ic0:ic1] = out[ir0 - wr0:ir1 - wr0, ic0 - wc0:ic1 - wc0]
-    return assemble(site, image, target_mask, brain=brain, out=out)
+    return assemble(site, image, target_mask, brain=brain, levels=levels, out=out)
 
 
 def check_mode_and_margin(mode: str, margin: int) -> None:
@@ -242,7 +278,8 @@ def check_mode_and_margin(mode: str, margin: int) -> None:
 
 
 def assemble(site: Site, image: np.ndarray, target_mask: np.ndarray, *,
-             brain: np.ndarray | None, out: np.ndarray | None = None) -> Blend:
+             brain: np.ndarray | None, levels: tuple[float, float] | None = None,
+             out: np.ndarray | None = None) -> Blend:
     """The :class:`Blend` of a blended `image`: its masks and its :class:`Quality`.
 
     Parameters
@@ -271,11 +308,25 @@ def assemble(site: Site, image: np.ndarray, target_mask: np.ndarray, *,
     if wr0 < 0 or wc0 < 0 or wr0 + wh > rows or wc0 + ww > cols:  # the window reaches past the border
         inside = np.zeros((wh, ww), dtype=bool)
         inside[max(0, -wr0):rows - wr0, max(0, -wc0):cols - wc0] = True
-    brain_fraction = (float(np.count_nonzero(brain[top:top + h, left:left + w] & lesion_crop)
-                            / np.count_nonzero(lesion_crop)) if brain is not None else 1.0)
+    area = np.count_nonzero(lesion_crop)
+    if brain is not None:
+        brain_fraction = float(np.count_nonzero(brain[top:top + h, left:left + w] & lesion_crop) / area)
+        tissue_ratio = float(area / max(1, np.count_nonzero(brain)))
+    else:
+        brain_fraction, tissue_ratio = 1.0, 0.0
     out = site.window(image) if out is None else out
-    quality = _quality(site.src, site.tgt, out, site.lesion, site.dist, inside, brain_fraction)
+    quality = _quality(site.src, site.tgt, out, site.lesion, site.dist, inside,
+                       brain_fraction=brain_fraction, tissue_ratio=tissue_ratio, levels=levels)
     return Blend(image, mask, lesion_mask, quality)
+
+
+def plausibility_score(*, contrast_transferred: float, brain_fraction: float,
+                       changed_fraction: float, level_shift: float, tissue_ratio: float,
+                       seam_gradient: float) -> float:
+    """``Quality.score``: the product of the plausibility factors, less the seam (see :class:`Quality`)."""
+    return (min(max(contrast_transferred, 0.0), 1.0) * brain_fraction
+            * min(1.0, changed_fraction / VISIBLE_FRACTION) * (1.0 - level_shift ** 2)
+            * max(0.0, 1.0 - tissue_ratio) - 0.01 * seam_gradient)
 
 
 _BANDS = FEATHER + 4
@@ -284,7 +335,8 @@ _BAND_OF_DISTANCE = np.minimum(np.arange(_FAR + 1), _BANDS - 2)
 
 
 def _quality(src: np.ndarray, tgt: np.ndarray, out: np.ndarray, lesion: np.ndarray,
-             dist: np.ndarray, inside: np.ndarray | None, brain_fraction: float) -> Quality:
+             dist: np.ndarray, inside: np.ndarray | None, *, brain_fraction: float,
+             tissue_ratio: float, levels: tuple[float, float] | None) -> Quality:
     """Quality numbers from per-distance-band sums (band k = Chebyshev distance k)."""
     band = _BAND_OF_DISTANCE[dist]
     if inside is not None:
@@ -305,7 +357,13 @@ def _quality(src: np.ndarray, tgt: np.ndarray, out: np.ndarray, lesion: np.ndarr
     c_out = s_out[0] / n_lesion - sum(s_out[ring]) / n_ring if n_ring else 0.0
     transferred = c_out / c_src if abs(c_src) >= 1.0 else 1.0
     seam_grad = 0.5 * sum(s_grad[seam]) / n_seam if n_seam else 0.0
-    score = min(max(transferred, 0.0), 1.0) * brain_fraction - 0.01 * seam_grad
+    changed = s_changed[0] / n_lesion
+    shift = abs(levels[1] - levels[0]) if levels is not None else 0.0
+    score = plausibility_score(contrast_transferred=transferred, brain_fraction=brain_fraction,
+                               changed_fraction=changed, level_shift=shift,
+                               tissue_ratio=tissue_ratio, seam_gradient=seam_grad)
+    source_level, target_level = (round(float(v), 4) for v in levels) if levels else (None, None)
     return Quality(n_lesion, round(c_src, 4), round(c_out, 4), round(transferred, 4),
-                   round(seam_grad, 4), round(brain_fraction, 4), round(s_changed[0] / n_lesion, 4),
-                   round(score, 4))
+                   round(seam_grad, 4), round(brain_fraction, 4), round(changed, 4),
+                   round(score, 4), source_level, target_level, round(shift, 4),
+                   round(tissue_ratio, 4))

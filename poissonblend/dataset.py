@@ -1,8 +1,8 @@
 """The training-set format: paired ``input/`` and ``mask/`` folders of 8-bit PNGs.
 
 Files are paired by name (never by position). Opening a dataset validates every
-pair and builds a *lesion index* (per slice: shape, lesions, brain area, content
-digests) that is cached on disk, keyed by each file's size and mtime, so that
+pair and builds a *lesion index* (per slice: shape, lesions, the tissue threshold of
+its case, brain area and bounding box, content digests) that is cached on disk, keyed by each file's size and mtime, so that
 re-opening a large dataset only stats the files. The cache is a NumPy ``.npz``
 of columns (one row per slice, one per lesion), and a slice's lesions become
 :class:`LesionInfo` objects only when they are read, so re-opening 18,000
@@ -32,9 +32,12 @@ from .errors import DatasetError, PoissonBlendWarning
 from .io import atomic_write_bytes, decode_gray_png, parse_slice_name, read_gray_png
 from .lesions import LesionInfo, label_lesions
 from .machine import memory_bytes, usable_cpus
-from .placement import brain_mask
+from .placement import bbox_rc, brain_mask, histogram, tissue_threshold
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
+"""Version 3: brain masks cut at a per-case tissue threshold (stored per slice)."""
+MIN_TARGET_TISSUE = 0.2
+"""Default least brain area of a target, as a fraction of the largest in its case."""
 PARALLEL_MIN_SLICES = 400
 CACHE_BYTES = 512 * 2**20
 """Decoded slices each :class:`Dataset` keeps in memory (least recently used dropped first)."""
@@ -145,9 +148,18 @@ class SliceInfo:
     lesions : sequence of LesionInfo
         Its lesion components (a :class:`SliceLesions`).
     brain_area : int
-        Pixels in its brain mask (0: all black, never a target).
+        Pixels in its brain (tissue) mask (0: no tissue, never a target).
     digest : str
         Hash of the image and mask file contents.
+    level : float
+        Position in its case: 0 = first slice, 1 = last (by ``slice_index`` among
+        the case's slices); 0.5 for the only slice of a case.
+    threshold : int
+        Grey level from which its pixels may be tissue: its case's
+        :func:`~poissonblend.placement.tissue_threshold` (the slice's own for
+        the only slice of a case).
+    brain_bbox_rc : tuple of int
+        ``(row0, col0, row1, col1)`` of its brain mask, ends exclusive.
     """
 
     name: str
@@ -157,6 +169,9 @@ class SliceInfo:
     lesions: Sequence[LesionInfo]
     brain_area: int
     digest: str
+    level: float
+    threshold: int
+    brain_bbox_rc: tuple[int, int, int, int]
 
 
 def _list_pngs(folder: Path, role: str) -> dict[str, os.stat_result]:
@@ -183,8 +198,8 @@ def _list_pngs(folder: Path, role: str) -> dict[str, os.stat_result]:
     return found
 
 
-def _index_entry(image_path: Path, mask_path: Path) -> dict:
-    """Validate one pair and describe it (runs in worker processes)."""
+def _index_entry(image_path: Path, mask_path: Path) -> tuple[dict, np.ndarray]:
+    """Validate one pair and describe it but for its brain; return the entry and the image."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         image_bytes = np.fromfile(image_path, dtype=np.uint8)
@@ -202,16 +217,30 @@ def _index_entry(image_path: Path, mask_path: Path) -> dict:
     return {
         "shape": list(image.shape),
         "lesions": [les.to_dict() for les in lesions],
-        "brain_area": int(brain_mask(image).sum()),
         "digest": digest.hexdigest(),
         "odd_mask_values": [int(v) for v in values if v not in (0, 1, 255)][:5],
         "warnings": [str(w.message) for w in caught],
-    }
+    }, image
 
 
-def _index_entry_safe(paths: tuple[Path, Path]) -> dict | str:
+def _index_case(pairs: Sequence[tuple[Path, Path]]) -> list[dict]:
+    """Validate and describe the pairs of one case (runs in worker processes).
+
+    The case's tissue threshold comes from the histogram of all its slices
+    (a one-slice case: from its own); each slice's brain is cut at it.
+    """
+    described = [_index_entry(*paths) for paths in pairs]
+    threshold = tissue_threshold(sum(histogram(image) for _, image in described))
+    for entry, image in described:
+        brain = brain_mask(image, threshold=threshold)
+        entry.update(threshold=threshold, brain_area=int(np.count_nonzero(brain)),
+                     brain_bbox=list(bbox_rc(brain)))
+    return [entry for entry, _ in described]
+
+
+def _index_case_safe(pairs: Sequence[tuple[Path, Path]]) -> list[dict] | str:
     try:
-        return _index_entry(*paths)
+        return _index_case(pairs)
     except DatasetError as exc:
         return str(exc)
 
@@ -248,7 +277,10 @@ class Dataset:
         self._shared: SharedSlices | None = None  # see shared_decoding
         self._lock = threading.Lock()
         self.case_ids = frozenset(s.case_id for s in slices)
-        self.target_names = tuple(s.name for s in slices if s.brain_area > 0)
+        self._case_brain: dict[str, int] = {}
+        for s in slices:
+            self._case_brain[s.case_id] = max(self._case_brain.get(s.case_id, 0), s.brain_area)
+        self.target_names = self.targets(MIN_TARGET_TISSUE)
         self.identity = hashlib.blake2b(
             "\n".join(f"{s.name} {s.digest}" for s in slices).encode(), digest_size=12
         ).hexdigest()
@@ -270,6 +302,20 @@ class Dataset:
     def info(self, name: str) -> SliceInfo:
         """The index entry of slice `name`; :class:`DatasetError` if there is none."""
         return self.slices[self.row(name)]
+
+    def case_brain_area(self, case_id: str) -> int:
+        """The largest brain area (px) among the slices of case `case_id` (0 if unknown)."""
+        return self._case_brain.get(case_id, 0)
+
+    def targets(self, min_target_tissue: float = MIN_TARGET_TISSUE) -> tuple[str, ...]:
+        """Names of the slices a lesion may be placed on, in name order.
+
+        A target has tissue, at least `min_target_tissue` × the largest brain
+        area of its case: the near-empty first and last slices of a volume are
+        never targets.
+        """
+        return tuple(s.name for s in self.slices if s.brain_area > 0
+                     and s.brain_area >= min_target_tissue * self._case_brain[s.case_id])
 
     def load(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Decode slice `name` once and keep it in memory.
@@ -307,7 +353,9 @@ class Dataset:
 
     def _make_part(self, name: str, part: int) -> tuple[np.ndarray, ...]:
         """Part `part` (:data:`PIXELS` or :data:`BRAIN`) of slice `name`, made afresh."""
-        return self.decode(name) if part == PIXELS else (brain_mask(self.load(name)[0]),)
+        if part == PIXELS:
+            return self.decode(name)
+        return (brain_mask(self.load(name)[0], threshold=self.info(name).threshold),)
 
     def _part(self, name: str, part: int) -> tuple[np.ndarray, ...]:
         if self._shared is not None:
@@ -508,14 +556,39 @@ def open_dataset(input_dir: str | os.PathLike, mask_dir: str | os.PathLike, *,
     stops = np.cumsum(counts).tolist()
     slices = tuple(
         SliceInfo(name, case_id, slice_index, (rows, cols), SliceLesions(table, stop - n, stop),
-                  brain_area, digest)
-        for name, (case_id, slice_index), (rows, cols), n, stop, brain_area, digest in zip(
+                  brain_area, digest, level, threshold, tuple(bbox))
+        for name, (case_id, slice_index), (rows, cols), n, stop, brain_area, digest, level,
+        threshold, bbox in zip(
             names, parsed, index["shape"].tolist(), counts.tolist(), stops,
-            index["brain_area"].tolist(), index["digest"].tolist()))
+            index["brain_area"].tolist(), index["digest"].tolist(), slice_levels(parsed),
+            index["threshold"].tolist(), index["brain_bbox"].tolist()))
     dataset = Dataset(input_dir, mask_dir, slices, table)
     if require_lesions and not len(table):
         raise DatasetError(f"no lesion in any mask of {mask_dir}: nothing to blend")
     return dataset
+
+
+def slice_levels(parsed: Sequence[tuple[str, int]]) -> list[float]:
+    """Level of each slice in its case: rank by slice index / (slices in the case − 1).
+
+    Parameters
+    ----------
+    parsed : sequence of (case_id, slice_index)
+
+    Returns
+    -------
+    list of float
+        0 for a case's first slice, 1 for its last, 0.5 for the only slice of a case.
+    """
+    by_case: dict[str, list[int]] = {}
+    for case_id, slice_index in parsed:
+        by_case.setdefault(case_id, []).append(slice_index)
+    rank = {case_id: {z: k for k, z in enumerate(sorted(set(zs)))} for case_id, zs in by_case.items()}
+    levels = []
+    for case_id, slice_index in parsed:
+        n = len(rank[case_id])
+        levels.append(rank[case_id][slice_index] / (n - 1) if n > 1 else 0.5)
+    return levels
 
 
 def _check_pairing(images: dict, masks: dict, input_dir: Path, mask_dir: Path) -> None:
@@ -530,34 +603,47 @@ def _check_pairing(images: dict, masks: dict, input_dir: Path, mask_dir: Path) -
 
 def _build_entries(names: list[str], input_dir: Path, mask_dir: Path,
                    workers: int | None) -> dict[str, dict]:
-    """Index the pairs `names` afresh (in worker processes for many)."""
-    jobs = [(input_dir / name, mask_dir / name) for name in names]
+    """Index the pairs `names` afresh, a whole case at a time (in worker processes for many).
+
+    `names` must hold every slice of each case it touches (a case's tissue
+    threshold comes from all its slices).
+    """
+    cases: dict[str, list[str]] = {}
+    for name in names:
+        cases.setdefault(parse_slice_name(name)[0], []).append(name)
+    groups = list(cases.values())
+    jobs = [[(input_dir / name, mask_dir / name) for name in group] for group in groups]
     n_workers = workers if workers is not None else usable_cpus()
-    if n_workers > 1 and len(jobs) >= PARALLEL_MIN_SLICES:
+    if n_workers > 1 and len(names) >= PARALLEL_MIN_SLICES:
         from concurrent.futures import ProcessPoolExecutor  # only index builds need it
 
+        chunk = max(1, min(64, len(jobs) // (8 * n_workers)))
         with ProcessPoolExecutor(n_workers) as pool:
-            results = list(pool.map(_index_entry_safe, jobs, chunksize=64))
+            results = list(pool.map(_index_case_safe, jobs, chunksize=chunk))
     else:
-        results = [_index_entry_safe(j) for j in jobs]
-    for result in results:
+        results = [_index_case_safe(j) for j in jobs]
+    entries: dict[str, dict] = {}
+    for group, result in zip(groups, results):
         if isinstance(result, str):
             raise DatasetError(result)
-    return dict(zip(names, results))
+        entries.update(zip(group, result))
+    return entries
 
 
-_INDEX_COLUMNS = ("names", "stat", "shape", "brain_area", "digest", "lesion_count",
-                  "lesion_area", "lesion_bbox", "lesion_centroid", "notes")
+_INDEX_COLUMNS = ("names", "stat", "shape", "threshold", "brain_area", "brain_bbox", "digest",
+                  "lesion_count", "lesion_area", "lesion_bbox", "lesion_centroid", "notes")
 
 
 def _update_index(old: dict | None, names: list[str], stats: np.ndarray, input_dir: Path,
                   mask_dir: Path, workers: int | None) -> dict:
-    """The index of `names`: rows of `old` whose files kept their size and mtime, the rest built."""
+    """The index of `names`: rows of `old` whose case kept all its files (same names, sizes and
+    mtimes), the rest built."""
     entries: dict[str, dict] = {}
     if old is not None:
         lookup = {name: k for k, name in enumerate(old["names"].tolist())}
         rows = np.array([lookup.get(name, -1) for name in names], np.int64)
         kept = (rows >= 0) & (old["stat"][rows] == stats).all(axis=1)
+        kept &= _whole_cases(names, kept, old["names"].tolist())
         starts = np.cumsum(old["lesion_count"]) - old["lesion_count"]
         notes = json.loads(str(old["notes"]))
         for name, k in zip(np.array(names)[kept].tolist(), rows[kept].tolist()):
@@ -572,7 +658,9 @@ def _update_index(old: dict | None, names: list[str], stats: np.ndarray, input_d
         "names": np.array(names, dtype=str),
         "stat": stats,
         "shape": np.array([e["shape"] for e in ordered], np.int64).reshape(-1, 2),
+        "threshold": np.array([e["threshold"] for e in ordered], np.int64),
         "brain_area": np.array([e["brain_area"] for e in ordered], np.int64),
+        "brain_bbox": np.array([e["brain_bbox"] for e in ordered], np.int64).reshape(-1, 4),
         "digest": np.array([e["digest"] for e in ordered], dtype=str),
         "lesion_count": np.array([len(e["lesions"]) for e in ordered], np.int64),
         "lesion_area": np.array([les["area"] for les in lesions], np.int64),
@@ -583,6 +671,20 @@ def _update_index(old: dict | None, names: list[str], stats: np.ndarray, input_d
     }
 
 
+def _whole_cases(names: list[str], kept: np.ndarray, old_names: list[str]) -> np.ndarray:
+    """`kept` (one bool per name) narrowed to the cases whose slices are all kept and all there."""
+    case_of = [parse_slice_name(name)[0] for name in names]
+    count: dict[str, int] = {}
+    for name in old_names:
+        case_id = parse_slice_name(name)[0]
+        count[case_id] = count.get(case_id, 0) + 1
+    for case_id in case_of:
+        count[case_id] = count.get(case_id, 0) - 1
+    changed = {c for c, ok in zip(case_of, kept.tolist()) if not ok}
+    changed |= {c for c, n in count.items() if n}  # slices added or gone
+    return np.array([c not in changed for c in case_of], bool)
+
+
 def _entry_of_row(index: dict, k: int, start: int, notes: dict) -> dict:
     """Row `k` of a cached index as the entry :func:`_index_entry` made for it."""
     stop = start + int(index["lesion_count"][k])
@@ -590,7 +692,8 @@ def _entry_of_row(index: dict, k: int, start: int, notes: dict) -> dict:
         index["lesion_area"][start:stop].tolist(), index["lesion_bbox"][start:stop].tolist(),
         index["lesion_centroid"][start:stop].tolist()))]
     return {"shape": index["shape"][k].tolist(), "lesions": lesions,
-            "brain_area": int(index["brain_area"][k]), "digest": str(index["digest"][k]),
+            "threshold": int(index["threshold"][k]), "brain_area": int(index["brain_area"][k]),
+            "brain_bbox": index["brain_bbox"][k].tolist(), "digest": str(index["digest"][k]),
             "warnings": notes.get("warnings", []), "odd_mask_values": notes.get("odd_mask_values", [])}
 
 

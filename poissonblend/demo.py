@@ -89,6 +89,7 @@ class _CasePlan:
     bias: tuple[float, float]      # linear bias field: (strength, direction in radians)
     foci: tuple[_Focus, ...]
     specks: dict[int, int]         # slice index -> speck size in px (1–4)
+    edge_scale: float | None = None  # brain scale of the first and last slice (None: the egg's)
 
 
 def _case_seed(seed: int, case_index: int, *key: int) -> np.random.SeedSequence:
@@ -100,6 +101,8 @@ def _brain_scale(plan: _CasePlan, z: int) -> float:
     s = plan.slices
     if s == 1:
         return 1.0
+    if plan.edge_scale is not None and z in (0, s - 1):
+        return plan.edge_scale
     u = z / (s - 1)
     if u == 1.0 and plan.top_scale == 0.0:
         return 0.0
@@ -407,6 +410,55 @@ def demo_slices(*, seed: int = DEFAULT_SEED, cases: int = DEFAULT_CASES,
             yield slice_name(plan.case_id, z), image, mask
 
 
+SCANNER_NOISE_SIGMA = 8.0  # background noise of scanner_slices, grey levels
+SCANNER_EDGE_AREA = 20.0   # px of tissue on the first and last slice of a scanner_slices case
+
+
+def scanner_slices(*, seed: int = DEFAULT_SEED, cases: int = 12, slices: int = 67,
+                   sizes: tuple[int, ...] = (112, 160), noise_sigma: float = SCANNER_NOISE_SIGMA,
+                   ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Demo-like slices as a scanner exports them, not skull-stripped to a black background.
+
+    Case ``k`` is case ``k`` of :func:`demo_slices` (same seed) at size
+    ``sizes[k % len(sizes)]``, but with Rician background noise (the magnitude
+    of complex Gaussian noise of standard deviation `noise_sigma` on a zero
+    signal: Rayleigh-distributed, mode `noise_sigma`) wherever the demo has
+    black background, and with only a speck of tissue (~20 px) on its first and
+    last slice, as on the edge slices of real volumes. The set a test or a
+    benchmark uses to check that lesions land in tissue, never in noise.
+
+    Parameters
+    ----------
+    seed, cases, slices : int
+        As for :func:`demo_slices` (defaults: 12 cases × 67 slices, 804 slices).
+    sizes : tuple of int
+        Slice sizes in px (each 48–1024), taken in turn by the cases.
+    noise_sigma : float
+        Background noise level, grey levels (>= 0).
+
+    Yields
+    ------
+    name, image, mask
+        As :func:`demo_slices`; the image's background is noise, not 0.
+    """
+    for size in sizes:
+        _validate(seed, cases, slices, size)
+    if not (math.isfinite(noise_sigma) and noise_sigma >= 0):
+        raise ValueError(f"`noise_sigma` must be a number >= 0, got {noise_sigma!r}")
+    for case_index in range(cases):
+        size = sizes[case_index % len(sizes)]
+        plan = _plan_case(int(seed), case_index, slices=slices, size=size)
+        edge = math.sqrt(SCANNER_EDGE_AREA / (math.pi * 0.40 * 0.32)) / size
+        plan = dataclasses.replace(plan, edge_scale=edge)
+        for z in range(slices):
+            image, mask = _render_slice(plan, z, int(seed))
+            rng = np.random.default_rng(_case_seed(seed, case_index, 2, z))
+            noise = np.hypot(*rng.normal(0.0, noise_sigma, (2, size, size)))
+            background = image == 0  # the demo's tissue is never 0
+            image[background] = np.clip(np.rint(noise[background]), 0, 255).astype(np.uint8)
+            yield slice_name(plan.case_id, z), image, mask
+
+
 def make_demo(out_dir: str | os.PathLike, *, seed: int = DEFAULT_SEED, cases: int = DEFAULT_CASES,
               slices: int = DEFAULT_SLICES, size: int = DEFAULT_SIZE) -> tuple[Path, Path]:
     """Write the demo training set to ``out_dir/input`` and ``out_dir/mask``.
@@ -444,11 +496,21 @@ def make_demo(out_dir: str | os.PathLike, *, seed: int = DEFAULT_SEED, cases: in
     96
     """
     _validate(seed, cases, slices, size)
+    return write_slices(out_dir, demo_slices(seed=seed, cases=cases, slices=slices, size=size))
+
+
+def write_slices(out_dir: str | os.PathLike,
+                 slices: Iterator[tuple[str, np.ndarray, np.ndarray]]) -> tuple[Path, Path]:
+    """Write ``(name, image, mask)`` triples to ``out_dir/input`` and ``out_dir/mask``.
+
+    As :func:`make_demo` writes (its Returns and Raises); for
+    :func:`demo_slices` and :func:`scanner_slices`.
+    """
     out_dir = Path(out_dir).resolve()
     input_dir, mask_dir = prepare_output_dirs(out_dir / "input", out_dir / "mask")
 
     todo: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for name, image, mask in demo_slices(seed=seed, cases=cases, slices=slices, size=size):
+    for name, image, mask in slices:
         status = _existing(input_dir / name, image, mask_dir / name, mask)
         if status != "same":
             todo.append((name, image, mask))

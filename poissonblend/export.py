@@ -20,6 +20,12 @@ point is completed by the next one:
 
 A candidate that was exported and is no longer accepted is *stale*: it is
 reported, and deleted only with ``prune=True`` (image first, then mask).
+
+Held-out cases: an export refuses (:class:`HoldoutError`, before touching the
+folders) when an accepted candidate takes its lesion or its target from one of
+the database's held-out cases (:meth:`Store.holdout`), unless
+``allow_holdout_leak=True``; the manifest's ``holdout_cases`` column names the
+split every exported row respects, and ``holdout_leak`` the rows that do not.
 """
 
 from __future__ import annotations
@@ -29,18 +35,24 @@ import io as _io
 import os
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import OutputError, PoissonBlendError
+from .errors import HoldoutError, OutputError, PoissonBlendError
+from .holdout import held_out_roles
 from .io import SLICE_NAME_RE, atomic_write_bytes, remove_stale_temp_files
 from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, existing_status, folder_lock, manifest_row,
                      prepare_output_dirs, read_manifest, sample_paths, write_manifest, write_sample)
 from .store import Candidate, Store
 
 DECISION_COLUMNS = ("decision", "reason", "reviewer", "decided_at")
-EXPORT_MANIFEST_COLUMNS = MANIFEST_COLUMNS + DECISION_COLUMNS
-"""The export manifest: ``generate``'s columns plus the current decision."""
+HOLDOUT_COLUMNS = ("holdout_cases", "holdout_leak")
+"""The database's held-out case ids at export (space-separated), and how a row uses
+them (e.g. ``target 0007``; only with ``allow_holdout_leak``, else empty)."""
+EXPORT_MANIFEST_COLUMNS = MANIFEST_COLUMNS + DECISION_COLUMNS + HOLDOUT_COLUMNS
+"""The export manifest: ``generate``'s columns plus the current decision and the split."""
+LEAKS_LISTED = 10
+"""Candidates named in the one-line refusal of an export that would leak held-out cases."""
 
 Progress = Callable[[int, int], None]
 
@@ -111,6 +123,10 @@ class ExportSummary:
         Leftovers of a killed run that were deleted: temp files, and masks
         without an image whose candidate is no longer accepted.
     dry_run : bool
+    holdout : frozenset of str
+        The database's held-out case ids the export checked.
+    leaked : int
+        Accepted samples using a held-out case, exported with ``allow_holdout_leak``.
     """
 
     written: int
@@ -121,6 +137,8 @@ class ExportSummary:
     manifest: Path = Path(MANIFEST_NAME)
     repaired: list[Path] = field(default_factory=list)
     dry_run: bool = False
+    holdout: frozenset[str] = frozenset()
+    leaked: int = 0
 
     @property
     def line(self) -> str:
@@ -132,6 +150,10 @@ class ExportSummary:
             parts.append(f"{len(self.stale)} stale (no longer accepted; --prune removes them)")
         if self.conflicts:
             parts.append(f"{len(self.conflicts)} conflict(s)")
+        if self.leaked:
+            parts.append(f"{self.leaked} using held-out cases (allowed)")
+        elif self.holdout:
+            parts.append(f"none uses the {len(self.holdout)} held-out case(s)")
         prefix = "dry run: " if self.dry_run else "export: "
         return prefix + ", ".join(parts) + f"; manifest {self.manifest}"
 
@@ -151,17 +173,28 @@ def _case_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _manifest_row(candidate: Candidate) -> dict:
+def _manifest_row(candidate: Candidate, holdout: frozenset[str]) -> dict:
     row = manifest_row(candidate.case_id, candidate.recipe, candidate.quality,
                        seed=candidate.seed, sample_index=candidate.sample_index)
     row.update(decision=candidate.state, reason=candidate.reason or "",
-               reviewer=candidate.reviewer or "", decided_at=candidate.decided_at or "")
+               reviewer=candidate.reviewer or "", decided_at=candidate.decided_at or "",
+               holdout_cases=" ".join(sorted(holdout)),
+               holdout_leak="; ".join(held_out_roles(candidate.recipe, holdout)))
     return row
+
+
+def _refuse_leaks(leaks: list[tuple[Candidate, list[str]]]) -> None:
+    """Raise the one-line :class:`HoldoutError` naming the candidates that use held-out cases."""
+    named = ", ".join(f"candidate {c.id} ({', '.join(roles)})" for c, roles in leaks[:LEAKS_LISTED])
+    more = f" and {len(leaks) - LEAKS_LISTED} more" if len(leaks) > LEAKS_LISTED else ""
+    raise HoldoutError(f"{len(leaks)} accepted candidate(s) use held-out cases: {named}{more}; "
+                       "reject them, or export anyway with allow_holdout_leak "
+                       "(--allow-holdout-leak)")
 
 
 def export(store: Store, out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike, *,
            manifest: str | os.PathLike | None = None, prune: bool = False, dry_run: bool = False,
-           progress: Progress | None = None) -> ExportSummary:
+           progress: Progress | None = None, allow_holdout_leak: bool = False) -> ExportSummary:
     """Write every accepted candidate of `store` into training-set folders.
 
     Parameters
@@ -181,6 +214,9 @@ def export(store: Store, out_input_dir: str | os.PathLike, out_mask_dir: str | o
         Report what would happen; write, delete and create nothing.
     progress : callable(done, total), optional
         Called after each accepted candidate.
+    allow_holdout_leak : bool
+        Export accepted candidates that use a held-out case of the database
+        too (marked in the manifest's ``holdout_leak`` column).
 
     Returns
     -------
@@ -195,12 +231,20 @@ def export(store: Store, out_input_dir: str | os.PathLike, out_mask_dir: str | o
         into the same folder.
     StoreError
         If the store's dataset cannot be opened or has changed.
+    HoldoutError
+        If an accepted candidate uses a held-out case and `allow_holdout_leak`
+        is False (nothing is written or deleted).
     """
     if not isinstance(store, Store):
         raise OutputError(f"store must be a Store (see Store.open), not {type(store).__name__}")
-    for name, flag in (("prune", prune), ("dry_run", dry_run)):
+    for name, flag in (("prune", prune), ("dry_run", dry_run),
+                       ("allow_holdout_leak", allow_holdout_leak)):
         if not isinstance(flag, bool):
             raise OutputError(f"{name} {flag!r} must be True or False")
+    holdout = store.holdout()
+    leaks = store.holdout_leaks(state="accepted", holdout=holdout)
+    if leaks and not allow_holdout_leak:
+        _refuse_leaks(leaks)
     dataset = store.dataset
     out_i, out_m = prepare_output_dirs(out_input_dir, out_mask_dir, create=not dry_run,
                                        forbidden=(dataset.input_dir, dataset.mask_dir))
@@ -213,11 +257,12 @@ def export(store: Store, out_input_dir: str | os.PathLike, out_mask_dir: str | o
                           "(the training code would read it as data)")
     lock = folder_lock(out_i) if not dry_run else contextlib.nullcontext()
     with lock:
-        return _export(store, out_i, out_m, manifest, prune, dry_run, progress)
+        summary = _export(store, out_i, out_m, manifest, prune, dry_run, progress, holdout)
+    return replace(summary, leaked=len(leaks))
 
 
 def _export(store: Store, out_i: Path, out_m: Path, manifest: Path, prune: bool, dry_run: bool,
-            progress: Progress | None) -> ExportSummary:
+            progress: Progress | None, holdout: frozenset[str]) -> ExportSummary:
     repaired: list[Path] = []
     temps = [(out_i, ".*.tmp"), (out_m, ".*.tmp"), (manifest.parent, f".{manifest.name}.*.tmp")]
     for folder, pattern in temps:
@@ -279,10 +324,11 @@ def _export(store: Store, out_i: Path, out_m: Path, manifest: Path, prune: bool,
                 lone.unlink(missing_ok=True)
 
     rows = [r for r in read_manifest(manifest) if r.get("case_id") not in by_case]
-    rows += [_manifest_row(by_case[case_id]) for case_id in present]
+    rows += [_manifest_row(by_case[case_id], holdout) for case_id in present]
     if not dry_run:
         write_manifest(manifest, rows, columns=EXPORT_MANIFEST_COLUMNS, merge=False)
-    return ExportSummary(written, skipped, conflicts, pruned, stale, manifest, repaired, dry_run)
+    return ExportSummary(written, skipped, conflicts, pruned, stale, manifest, repaired, dry_run,
+                         holdout)
 
 
 def export_zip(out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike,
@@ -341,5 +387,5 @@ def export_zip(out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike
     return path
 
 
-__all__ = ["DECISION_COLUMNS", "EXPORT_MANIFEST_COLUMNS", "ExportConflict", "ExportSummary",
+__all__ = ["DECISION_COLUMNS", "EXPORT_MANIFEST_COLUMNS", "HOLDOUT_COLUMNS", "ExportConflict", "ExportSummary",
            "MANIFEST_NAME", "StaleExport", "export", "export_zip"]

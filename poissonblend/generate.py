@@ -2,7 +2,8 @@
 
 Sample ``i`` of a batch with seed ``s`` is ``draw_sample(dataset,
 sample_rng(s, i), options)`` (``sample_recipe`` then ``render``, drawing again
-where the "opencv" method fails), so the output is the same with 1 or K worker
+where the lesion did not visibly arrive or the "opencv" method fails), so the
+output is the same with 1 or K worker
 processes. The calling process is the first worker; it forks the others, and
 each takes the next chunk of samples to draw, render and write in one pass.
 Each slice is decoded once for all of them, by whichever needs it first, into
@@ -31,7 +32,7 @@ from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .machine import usable_cpus
 from .output import (MANIFEST_NAME, folder_lock, manifest_row, prepare_output_dirs,
                      sample_paths, write_manifest, write_sample)
-from .recipe import Recipe, SamplingOptions, draw_sample, sample_rng
+from .recipe import Draw, Recipe, SamplingOptions, draw_sample, sample_rng
 
 CHUNK = 32
 Progress = Callable[[int, int], None]
@@ -51,6 +52,8 @@ class GenerateSummary:
     redrawn : int
         Recipes drawn again because OpenCV's seamlessClone failed on them
         (method "opencv"; see :func:`~poissonblend.recipe.draw_sample`).
+    invisible : int
+        Recipes drawn again because their lesion did not visibly arrive.
     """
 
     written: int
@@ -58,11 +61,14 @@ class GenerateSummary:
     duplicates: int
     manifest: Path
     redrawn: int = 0
+    invisible: int = 0
 
     def __str__(self) -> str:
         dup = f", {self.duplicates} duplicate draw(s)" if self.duplicates else ""
         redrawn = (f", {self.redrawn} redrawn (OpenCV's seamlessClone failed on them)"
                    if self.redrawn else "")
+        if self.invisible:
+            redrawn += f", {self.invisible} invisible lesion(s) redrawn"
         manifest = f"; manifest {self.manifest}" if self.written or self.skipped else ""
         return f"{self.written} written, {self.skipped} already present{dup}{redrawn}{manifest}"
 
@@ -71,19 +77,20 @@ class GenerateSummary:
 _JOB: dict = {}
 
 
-def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict, int]]:
+def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict, Draw]]:
     """Draw, render and write samples `indices` of the batch.
 
-    Returns ``(index, recipe, case_id, status, quality, redrawn)`` per sample,
+    Returns ``(index, recipe, case_id, status, quality, draw)`` per sample,
     status "written", "skipped" (identical files present) or the
     :class:`OutputError` message of a name taken by different files (nothing
-    written for it); `redrawn` counts recipes OpenCV failed on.
+    written for it); `draw` counts the recipes dropped before it.
     """
     ds, seed, options = _JOB["dataset"], _JOB["seed"], _JOB["options"]
     out_i, out_m, present = _JOB["out_input_dir"], _JOB["out_mask_dir"], _JOB["present"]
     results = []
     for i in indices:
-        sample, redrawn = draw_sample(ds, sample_rng(seed, i), options)
+        draw = draw_sample(ds, sample_rng(seed, i), options)
+        sample = draw.sample
         recipe = sample.recipe
         case_id = recipe.case_id(ds.case_ids)
         try:
@@ -95,7 +102,7 @@ def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict, int
                 status = "written"
         except OutputError as exc:
             status = str(exc)
-        results.append((i, recipe, case_id, status, sample.quality.to_dict(), redrawn))
+        results.append((i, recipe, case_id, status, sample.quality.to_dict(), draw))
     return results
 
 
@@ -213,7 +220,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
 
 def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: int,
               options: SamplingOptions, workers: int | None,
-              progress: Progress | None) -> list[tuple[int, Recipe, str, str, dict, int]]:
+              progress: Progress | None) -> list[tuple[int, Recipe, str, str, dict, Draw]]:
     """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make)."""
     present = set(os.listdir(out_i)) | set(os.listdir(out_m))
     can_fork = "fork" in multiprocessing.get_all_start_methods()
@@ -268,5 +275,6 @@ def _finish(results: list, manifest: Path, *, count: int, seed: int) -> Generate
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise OutputError(conflicts[0] + more)
     written = sum(s == "written" for s in statuses.values())
+    draws = [result[-1] for result in results]
     return GenerateSummary(written, len(rows) - written, count - len(rows), manifest,
-                           sum(result[-1] for result in results))
+                           sum(d.redrawn for d in draws), sum(d.invisible for d in draws))

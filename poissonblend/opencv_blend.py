@@ -65,7 +65,8 @@ def seamless_clone(crop: np.ndarray, crop_mask: np.ndarray, target: np.ndarray, 
 
 def opencv_blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray, *,
                  center_xy: tuple[int, int], mode: str = "normal", margin: int = 6,
-                 brain: np.ndarray | None = None) -> Blend:
+                 brain: np.ndarray | None = None,
+                 levels: tuple[float, float] | None = None) -> Blend:
     """Blend a lesion patch into a target slice as the seed script did.
 
     Same arguments, placement and :class:`~poissonblend.blend.Quality` as
@@ -97,7 +98,7 @@ def opencv_blend(patch: LesionPatch, target: np.ndarray, target_mask: np.ndarray
     crop = np.clip(np.rint(patch.image[r0:r1, c0:c1]), 0, 255).astype(np.uint8)
     crop_mask = site.lesion_crop.astype(np.uint8) * np.uint8(255)
     image = seamless_clone(crop, crop_mask, target, center_xy=center_xy, mode=mode)
-    return assemble(site, image, target_mask, brain=brain)
+    return assemble(site, image, target_mask, brain=brain, levels=levels)
 
 
-__all__ = ["CLONE_FLAGS", "opencv_blend", "seamless_clone"]
+__all__ = ["CLONE_FLAGS", "SeamlessCloneError", "opencv_blend", "seamless_clone"]

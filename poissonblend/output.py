@@ -35,7 +35,9 @@ QUALITY_COLUMNS = ("lesion_area", "contrast_source", "contrast_result", "contras
                    "seam_gradient", "brain_fraction", "changed_fraction", "score")
 SOURCE_COLUMNS = ("method", "source_case", "target_case")
 """How the sample was blended, and the cases its lesion and its target came from."""
-MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS + SOURCE_COLUMNS
+PLAUSIBILITY_COLUMNS = ("source_level", "target_level", "level_shift", "tissue_ratio")
+"""Quality fields added later: empty for a candidate queued before they existed."""
+MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS + SOURCE_COLUMNS + PLAUSIBILITY_COLUMNS
 
 
 def prepare_output_dirs(out_input_dir: Path, out_mask_dir: Path, *,
@@ -157,6 +159,7 @@ def manifest_row(case_id: str, recipe: Recipe, quality: dict, *, seed: int | Non
            "sample_index": "" if sample_index is None else sample_index}
     row.update({k: quality[k] for k in QUALITY_COLUMNS})
     row.update(method=recipe.method, source_case=recipe.source_case, target_case=recipe.target_case)
+    row.update({k: "" if quality.get(k) is None else quality[k] for k in PLAUSIBILITY_COLUMNS})
     return row
 
 

@@ -17,18 +17,22 @@ from functools import lru_cache
 
 import numpy as np
 
-from .blend import Blend, Quality, blend, check_margin
-from .dataset import Dataset
+from .blend import VISIBLE_FRACTION, Blend, Quality, blend, check_margin
+from .dataset import MIN_TARGET_TISSUE, Dataset
 from .errors import LesionError, PlacementError, RecipeError, SeamlessCloneError
 from .io import parse_slice_name
 from .lesions import LesionPatch, cut_lesion, lesion_component, transform_lesion
 from .opencv_blend import opencv_blend
-from .placement import MIN_BRAIN_FRACTION, sample_spot, valid_spots
+from .placement import MIN_BRAIN_FRACTION, draw_spot, valid_spots
 from .poisson import MODES
 
 CASE_ID_PREFIX = "pb"
 METHODS = ("poissonblend", "opencv")
 """How a recipe is blended: poissonblend's own solve, or the seed script's ``cv2.seamlessClone``."""
+MAX_LEVEL_SHIFT = 0.15
+"""Default largest |target level − source level| (levels: 0 = first slice of a case, 1 = last)."""
+MAX_LESION_FRACTION = 0.25
+"""Default largest placed lesion, as a fraction of the target's tissue (brain) area."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,22 @@ class SamplingOptions:
     holdout : frozenset of str
         Held-out case ids: never a source, never a target (any iterable of ids is
         turned into a frozenset).
+    min_target_tissue : float
+        A target's brain area is at least this fraction of the largest in its
+        case (0.2: the near-empty first and last slices of a volume are never
+        targets); 0 allows every slice with tissue.
+    max_level_shift : float or None
+        The target's level (0 = first slice of its case, 1 = last) lies within
+        this distance of the source's (0.15: a mid-brain lesion stays mid-brain);
+        None draws targets at any level.
+    max_lesion_fraction : float
+        The placed lesion (after scaling) is at most this fraction of the
+        target's brain area.
+    min_changed_fraction : float
+        :func:`draw_sample` (``generate``, ``queue``) draws again where fewer than
+        this fraction of the lesion's pixels changed by more than 3 grey levels
+        (the lesion did not visibly arrive); 0 keeps every sample. Not applied to
+        method "opencv", which keeps the seed script's flaws on purpose.
     """
 
     mode: str = "normal"
@@ -196,6 +216,12 @@ class SamplingOptions:
     # issue 13: the seed script's method; held-out cases
     method: str = "poissonblend"
     holdout: frozenset[str] = frozenset()
+
+    # issue 10: plausible samples (tissue, level, size, visibility)
+    min_target_tissue: float = MIN_TARGET_TISSUE
+    max_level_shift: float | None = MAX_LEVEL_SHIFT
+    max_lesion_fraction: float = MAX_LESION_FRACTION
+    min_changed_fraction: float = VISIBLE_FRACTION
 
     def __post_init__(self) -> None:
         check_method(self.method)
@@ -215,6 +241,15 @@ class SamplingOptions:
         check_margin(self.margin)
         if not (isinstance(self.min_area, int) and self.min_area >= 1):
             raise RecipeError(f"minimum lesion area {self.min_area!r} must be an integer >= 1 px")
+        for name in ("min_target_tissue", "max_level_shift", "max_lesion_fraction",
+                     "min_changed_fraction"):
+            value = getattr(self, name)
+            if value is None and name == "max_level_shift":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise RecipeError(f"{name} {value!r} must be a number from 0 to 1")
+        if self.max_lesion_fraction <= 0:
+            raise RecipeError(f"max_lesion_fraction {self.max_lesion_fraction!r} must be > 0")
 
     def to_dict(self) -> dict:
         data = dict(vars(self))
@@ -245,11 +280,24 @@ def _sources(dataset: Dataset, min_area: int, holdout: frozenset[str] = frozense
 
 
 @lru_cache(maxsize=64)
-def _targets(dataset: Dataset, holdout: frozenset[str]) -> tuple[str, ...]:
-    """Names of the slices with brain outside the held-out cases."""
-    if not holdout:
-        return dataset.target_names
-    return tuple(name for name in dataset.target_names if dataset.info(name).case_id not in holdout)
+def _targets(dataset: Dataset, min_target_tissue: float,
+             holdout: frozenset[str] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (of ``dataset.slices``) of the targets outside the held-out cases, sorted by level
+    (ties by name), and their levels."""
+    rows = np.array([dataset.row(n) for n in dataset.targets(min_target_tissue)
+                     if dataset.info(n).case_id not in holdout], np.int64)
+    levels = np.array([dataset.slices[k].level for k in rows.tolist()], np.float64)
+    order = np.argsort(levels, kind="stable")
+    return rows[order], levels[order]
+
+
+def _level_range(levels: np.ndarray, level: float, max_shift: float | None) -> tuple[int, int]:
+    """Positions ``lo:hi`` of sorted `levels` within `max_shift` of `level` (all if None)."""
+    if max_shift is None:
+        return 0, len(levels)
+    eps = 1e-9  # levels are k / (n - 1): keep a shift of exactly max_shift
+    return (int(np.searchsorted(levels, level - max_shift - eps, "left")),
+            int(np.searchsorted(levels, level + max_shift + eps, "right")))
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -307,9 +355,13 @@ def sample_recipe(dataset: Dataset, rng: np.random.Generator | int,
     """Draw one recipe: a lesion, a target, a transform and a valid spot.
 
     The lesion is drawn uniformly among the dataset's lesions of at least
-    ``options.min_area`` px, the target
-    uniformly among slices with brain, the spot uniformly among valid spots;
-    slices of ``options.holdout`` cases are never drawn.
+    ``options.min_area`` px; the target uniformly among the slices with at least
+    ``options.min_target_tissue`` of their case's largest brain area whose level
+    lies within ``options.max_level_shift`` of the source's; a placed lesion
+    larger than ``options.max_lesion_fraction`` of the target's brain area is
+    drawn again; the spot is drawn uniformly among valid spots
+    (:func:`~poissonblend.placement.draw_spot`). Slices of ``options.holdout``
+    cases are never drawn.
 
     Raises
     ------
@@ -318,34 +370,43 @@ def sample_recipe(dataset: Dataset, rng: np.random.Generator | int,
     """
     rng = np.random.default_rng(rng)
     sources = _sources(dataset, options.min_area, options.holdout)
-    targets = _targets(dataset, options.holdout)
+    target_rows, target_levels = _targets(dataset, options.min_target_tissue, options.holdout)
     outside = " outside the held-out cases" if options.holdout else ""
     if not len(sources):
         raise PlacementError(f"no lesion of at least {options.min_area} px in the dataset{outside}")
-    if not targets:
+    if not len(target_rows):
         raise PlacementError(f"no slice with brain tissue to place a lesion on{outside}")
     table = dataset.lesion_table
     for _ in range(options.max_tries):
         row = sources[rng.integers(len(sources))]
-        source, lesion = dataset.slices[table.slice_row[row]].name, int(table.index[row])
-        target = targets[rng.integers(len(targets))]
+        source_info = dataset.slices[table.slice_row[row]]
+        lo, hi = _level_range(target_levels, source_info.level, options.max_level_shift)
+        if hi == lo:
+            continue  # no target at this lesion's level
+        target_info = dataset.slices[target_rows[lo + rng.integers(hi - lo)]]
         scale = float(rng.uniform(*options.scale_range))
         rotation = float(rng.uniform(*options.rotation_range))
         flip_h, flip_v = (bool(b) for b in rng.integers(2, size=2)) if options.flip else (False, False)
-        draft = Recipe(source, lesion, target, 0, 0, options.mode, round(scale, 3),
-                       round(rotation, 1), flip_h, flip_v, options.margin)
+        lesion_index, scale, rotation = int(table.index[row]), round(scale, 3), round(rotation, 1)
         try:
-            valid = valid_spots_for(dataset, draft, avoid_lesions=options.avoid_lesions,
-                                    min_brain_fraction=options.min_brain_fraction)
+            lesion = placed_lesion_mask(_lesion_patch(dataset, source_info.name, lesion_index, scale,
+                                                      rotation, flip_h, flip_v, options.margin))
         except LesionError:
             continue  # vanished at this scale: draw again
-        if valid.any():
-            x, y = sample_spot(valid, rng)
-            return Recipe(source, lesion, target, x, y, options.mode, draft.scale,
-                          draft.rotation, flip_h, flip_v, options.margin, options.method)
+        if np.count_nonzero(lesion) > options.max_lesion_fraction * target_info.brain_area:
+            continue
+        avoid = options.avoid_lesions and len(target_info.lesions) > 0
+        spot = draw_spot(lesion, dataset.brain(target_info.name),
+                         dataset.load(target_info.name)[1] if avoid else None,
+                         rng, brain_bbox_rc=target_info.brain_bbox_rc,
+                         min_brain_fraction=options.min_brain_fraction)
+        if spot is not None:
+            return Recipe(source_info.name, lesion_index, target_info.name, *spot, options.mode,
+                          scale, rotation, flip_h, flip_v, options.margin, options.method)
     raise PlacementError(
         f"no valid placement found in {options.max_tries} draws: lesions are too large "
-        "for the targets' brains, or the targets are full of lesions")
+        "for the targets' brains, the targets are full of lesions, or no target lies at "
+        "the lesions' levels")
 
 
 @dataclass(frozen=True, eq=False)
@@ -387,44 +448,95 @@ def render(dataset: Dataset, recipe: Recipe) -> Sample:
     """
     patch = lesion_patch(dataset, recipe)
     target, target_lesions = dataset.load(recipe.target)
+    levels = (dataset.info(recipe.source).level, dataset.info(recipe.target).level)
     method = opencv_blend if recipe.method == "opencv" else blend
     result: Blend = method(patch, target, target_lesions, center_xy=(recipe.x, recipe.y),
                            mode=recipe.mode, margin=recipe.margin,
-                           brain=dataset.brain(recipe.target))
+                           brain=dataset.brain(recipe.target), levels=levels)
     return Sample(recipe, result.image, result.mask, result.lesion_mask, result.quality)
 
 
-def draw_sample(dataset: Dataset, rng: np.random.Generator | int,
-                options: SamplingOptions = SamplingOptions()) -> tuple[Sample, int]:
-    """Draw a recipe and render it, drawing again where the "opencv" method fails.
+@dataclass(frozen=True, eq=False)
+class Draw:
+    """A sample drawn by :func:`draw_sample`, and the recipes dropped before it.
 
-    ``sample_recipe`` then ``render``; for ``options.method == "opencv"`` a recipe
-    on which OpenCV raises (:class:`SeamlessCloneError`) is discarded and the
-    next one drawn from the same `rng`, so the result is still determined by it.
-    (The "poissonblend" method never fails here: this is exactly ``sample_recipe``
-    and ``render``.)
-
-    Returns
-    -------
+    Attributes
+    ----------
     sample : Sample
+        ``render(dataset, sample.recipe)``.
     redrawn : int
-        Recipes discarded because OpenCV raised.
+        Recipes dropped because OpenCV's seamlessClone raised (method "opencv").
+    invisible : int
+        Recipes dropped because their lesion did not visibly arrive.
+    """
+
+    sample: Sample
+    redrawn: int = 0
+    invisible: int = 0
+
+
+def draw_sample(dataset: Dataset, rng: np.random.Generator | int,
+                options: SamplingOptions = SamplingOptions()) -> Draw:
+    """Draw recipes with `rng` and render them until one makes a sample worth writing.
+
+    ``sample_recipe`` then ``render``; a recipe is dropped and the next one of
+    the same `rng` drawn where the lesion did not visibly arrive (fewer than
+    ``options.min_changed_fraction`` of its pixels changed by more than 3 grey
+    levels; method "poissonblend" only: "opencv" keeps the seed script's
+    invisible lesions on purpose) or OpenCV raised (method "opencv"), so the
+    result depends on `rng` alone (``generate`` and ``queue`` give sample ``i``
+    the same stream for any number of workers).
 
     Raises
     ------
     PlacementError
-        If no valid placement turned up, or OpenCV failed on ``options.max_tries``
-        recipes in a row.
+        If no valid placement turned up, or ``options.max_tries`` recipes in a
+        row were dropped.
     """
     rng = np.random.default_rng(rng)
-    for redrawn in range(options.max_tries):
+    redrawn = invisible = 0
+    for _ in range(options.max_tries):
         recipe = sample_recipe(dataset, rng, options)
         try:
-            return render(dataset, recipe), redrawn
+            sample = render(dataset, recipe)
         except SeamlessCloneError:
+            redrawn += 1
             continue
-    raise PlacementError(f"OpenCV's seamlessClone failed on {options.max_tries} recipes in a row; "
-                         "draw larger lesions (min_area) or use the poissonblend method")
+        if recipe.method == "poissonblend" and (
+                sample.quality.changed_fraction < options.min_changed_fraction):
+            invisible += 1
+            continue
+        return Draw(sample, redrawn, invisible)
+    if not invisible:
+        raise PlacementError(f"OpenCV's seamlessClone failed on {options.max_tries} recipes in a "
+                             "row; draw larger lesions (min_area) or use the poissonblend method")
+    raise PlacementError(
+        f"{options.max_tries} samples in a row did not show their lesion (fewer than "
+        f"{options.min_changed_fraction:.0%} of its pixels changed by more than 3 grey levels): "
+        "the lesions are too faint for these targets")
+
+
+def default_target(dataset: Dataset, source: str, *, max_level_shift: float | None = MAX_LEVEL_SHIFT,
+                   min_target_tissue: float = MIN_TARGET_TISSUE) -> str | None:
+    """A plausible target for a lesion of slice `source`, chosen without randomness.
+
+    Among the targets (:meth:`Dataset.targets`) of other cases whose level lies
+    within `max_level_shift` of the source's (the nearest levels if none does),
+    the one whose brain area is closest to their median (ties: nearest level,
+    then name); targets of the source's own case only when no other case has
+    one. None if the dataset has no target.
+    """
+    info = dataset.info(source)
+    names = dataset.targets(min_target_tissue)
+    others = [n for n in names if dataset.info(n).case_id != info.case_id] or list(names)
+    if not others:
+        return None
+    shift = {n: abs(dataset.info(n).level - info.level) for n in others}
+    limit = max_level_shift if max_level_shift is not None else 1.0
+    near = [n for n in others if shift[n] <= limit + 1e-9] or [
+        n for n in others if shift[n] == min(shift.values())]
+    median = float(np.median([dataset.info(n).brain_area for n in near]))
+    return min(near, key=lambda n: (abs(dataset.info(n).brain_area - median), shift[n], n))
 
 
 @dataclass(frozen=True, eq=False)
@@ -460,6 +572,6 @@ def render_methods(dataset: Dataset, recipe: Recipe,
     return MethodComparison(samples, errors)
 
 
-__all__ = ["METHODS", "MethodComparison", "Quality", "Recipe", "Sample", "SamplingOptions",
-           "check_method", "draw_sample", "lesion_patch", "placed_lesion_mask", "render",
-           "render_methods", "sample_recipe", "sample_rng", "valid_spots_for"]
+__all__ = ["METHODS", "Draw", "MethodComparison", "Quality", "Recipe", "Sample", "SamplingOptions",
+           "check_method", "default_target", "draw_sample", "lesion_patch", "placed_lesion_mask",
+           "render", "render_methods", "sample_recipe", "sample_rng", "valid_spots_for"]

@@ -122,6 +122,16 @@ class Candidate:
         value = self.quality.get("score")
         return float(value) if value is not None else None
 
+    @property
+    def source_case(self) -> str:
+        """Case id of the recipe's source slice."""
+        return self.recipe.source_case
+
+    @property
+    def target_case(self) -> str:
+        """Case id of the recipe's target slice."""
+        return self.recipe.target_case
+
 
 @dataclass(frozen=True)
 class DecisionRecord:
@@ -152,11 +162,15 @@ class Queued(list):
     redrawn : int
         Recipes drawn again because OpenCV's seamlessClone failed on them
         (method "opencv"; see :func:`~poissonblend.recipe.draw_sample`).
+    invisible : int
+        Recipes drawn again because their lesion did not visibly arrive.
     """
 
-    def __init__(self, candidates: Iterable["Candidate"] = (), *, redrawn: int = 0):
+    def __init__(self, candidates: Iterable["Candidate"] = (), *, redrawn: int = 0,
+                 invisible: int = 0):
         super().__init__(candidates)
         self.redrawn = redrawn
+        self.invisible = invisible
 
 
 def default_store_path(dataset: Dataset) -> Path:
@@ -636,7 +650,14 @@ class Store:
             If an argument has the wrong type or `quality` lacks a field.
         DatasetError, LesionError, PlacementError
             If the recipe does not fit the dataset (unknown slice, lesion, spot).
+        HoldoutError
+            If the recipe's source or target is one of the database's held-out cases.
         """
+        if isinstance(recipe, Recipe):
+            roles = held_out_roles(recipe, self.holdout())
+            if roles:
+                raise HoldoutError(f"the recipe uses held-out case(s) of {self.path.name}: "
+                                   f"{', '.join(roles)}")
         return _candidate(self._write(self._inserter(recipe, quality=quality, batch=batch,
                                                      seed=seed, sample_index=sample_index,
                                                      digest=digest)))
@@ -692,13 +713,14 @@ class Store:
 
     def queue(self, count: int, seed: int, options: SamplingOptions = SamplingOptions(), *,
               batch: str | None = None, start: int = 0,
-              progress: Progress | None = None) -> list[Candidate]:
+              progress: Progress | None = None) -> Queued:
         """Draw `count` recipes with the engine and store them as candidates.
 
         Sample ``i`` (``start <= i < start + count``) is
         ``draw_sample(dataset, sample_rng(seed, i), options)`` (``sample_recipe``
         and ``render``, once for its quality and digest, drawing again where the
-        "opencv" method fails); the same seed gives the same candidates. The
+        lesion did not visibly arrive or the "opencv" method fails; as ``generate``
+        draws it); the same seed gives the same candidates. The
         database's held-out cases (:meth:`holdout`) are never drawn, in addition
         to ``options.holdout``.
         Candidates are committed in groups of :data:`QUEUE_GROUP` as they are
@@ -723,7 +745,8 @@ class Store:
         -------
         Queued
             The candidates (a list), in sample order; a draw repeating a stored
-            recipe returns that candidate. ``.redrawn`` counts recipes OpenCV failed on.
+            recipe returns that candidate. ``.redrawn`` counts recipes OpenCV failed on,
+            ``.invisible`` those whose lesion did not show.
 
         Raises
         ------
@@ -745,10 +768,11 @@ class Store:
         out = Queued()
         pending: list[Callable[[sqlite3.Connection], tuple]] = []
         for k, i in enumerate(range(start, start + count)):
-            sample, redrawn = draw_sample(dataset, sample_rng(seed, i), options)
-            out.redrawn += redrawn
-            pending.append(self._inserter(sample.recipe, quality=None, batch=batch, seed=seed,
-                                          sample_index=i, sample=sample))
+            draw = draw_sample(dataset, sample_rng(seed, i), options)
+            out.redrawn += draw.redrawn
+            out.invisible += draw.invisible
+            pending.append(self._inserter(draw.sample.recipe, quality=None, batch=batch, seed=seed,
+                                          sample_index=i, sample=draw.sample))
             if len(pending) == QUEUE_GROUP or k + 1 == count:
                 rows = self._write(lambda conn, group=tuple(pending): [insert(conn) for insert in group])
                 out.extend(_candidate(row) for row in rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -27,24 +28,37 @@ def write_slice(input_dir: Path, mask_dir: Path, name: str, image: np.ndarray,
     cv2.imwrite(str(mask_dir / name), mask.astype(np.uint8))
 
 
-def make_training_set(root: Path, *, cases: int = 3, slices: int = 4, size: int = 112,
-                      seed: int = 0) -> tuple[Path, Path]:
-    """Write ``root/input`` and ``root/mask``: even slices get one round hyperintense lesion."""
+def _write_set(root: Path, *, cases: int, slices: int, size: int, seed: int,
+               add_lesions: Callable) -> tuple[Path, Path]:
+    """Write ``root/input`` and ``root/mask``: brain slices; ``add_lesions(rng, image, mask, z)``."""
     rng = np.random.default_rng(seed)
     input_dir, mask_dir = root / "input", root / "mask"
-    yy, xx = np.mgrid[:size, :size]
     for case in range(cases):
         for z in range(slices):
             image = brain_slice(rng, size)
             mask = np.zeros((size, size), np.uint8)
-            if z % 2 == 0:
-                cy, cx = rng.integers(int(0.35 * size), int(0.65 * size), 2)
-                r = rng.integers(2, 7)
-                lesion = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
-                image[lesion] += 80
-                mask[lesion] = 255
+            add_lesions(rng, image, mask, z)
             write_slice(input_dir, mask_dir, f"slice_{case:04d}_{z:04d}.png", image, mask)
     return input_dir, mask_dir
+
+
+def _disc(size: int, cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+
+
+def make_training_set(root: Path, *, cases: int = 3, slices: int = 4, size: int = 112,
+                      seed: int = 0) -> tuple[Path, Path]:
+    """Write ``root/input`` and ``root/mask``: even slices get one round hyperintense lesion."""
+    def one_round_lesion(rng, image, mask, z):
+        if z % 2 == 0:
+            cy, cx = rng.integers(int(0.35 * size), int(0.65 * size), 2)
+            lesion = _disc(size, cy, cx, rng.integers(2, 7))
+            image[lesion] += 80
+            mask[lesion] = 255
+
+    return _write_set(root, cases=cases, slices=slices, size=size, seed=seed,
+                      add_lesions=one_round_lesion)
 
 
 @pytest.fixture
@@ -59,3 +73,43 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(path))
     return path / "poissonblend"
+
+
+def make_faint_set(root: Path, *, cases: int = 2, slices: int = 6, size: int = 112,
+                   seed: int = 0) -> tuple[Path, Path]:
+    """Like :func:`make_training_set`, but every slice has 3 lesions of 1–30 px, most of them faint.
+
+    A lesion is 2–12 grey levels brighter than the tissue (noise σ=4) three times in four, so
+    many of them do not visibly arrive when blended; the others are 40 brighter.
+    """
+    def faint_lesions(rng, image, mask, z):
+        for k in range(3):
+            cy, cx = int(0.3 * size) + 20 * k, int(0.3 * size) + int(rng.integers(0, 0.4 * size))
+            lesion = _disc(size, cy, cx, np.sqrt(rng.integers(1, 31) / np.pi) + 1e-9)
+            lesion[cy, cx] = True
+            image[lesion] += rng.uniform(2, 12) if rng.random() < 0.75 else 40
+            mask[lesion] = 255
+
+    return _write_set(root, cases=cases, slices=slices, size=size, seed=seed,
+                      add_lesions=faint_lesions)
+
+
+SCANNER_SET = {"seed": 0, "cases": 4, "slices": 12, "sizes": (112, 160)}
+"""The realistic test set: :func:`poissonblend.demo.scanner_slices` with these arguments."""
+
+
+@pytest.fixture(scope="session")
+def scanner_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(input_dir, mask_dir) of 4 cases × 12 slices (112 and 160 px) with Rician background
+    noise and near-empty first and last slices, written once per test session."""
+    from poissonblend.demo import scanner_slices, write_slices
+
+    return write_slices(tmp_path_factory.mktemp("scanner"), scanner_slices(**SCANNER_SET))
+
+
+@pytest.fixture(scope="session")
+def scanner_tissue() -> dict[str, np.ndarray]:
+    """The true tissue of every slice of :func:`scanner_set`: the same slices without noise, > 0."""
+    from poissonblend.demo import scanner_slices
+
+    return {name: image > 0 for name, image, _ in scanner_slices(**SCANNER_SET, noise_sigma=0.0)}

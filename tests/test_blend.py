@@ -214,6 +214,7 @@ def test_quality_is_plain_json():
     out = blend(patch, np.full((40, 40), 100, np.uint8), np.zeros((40, 40), bool),
                 center_xy=(20, 20), brain=np.ones((40, 40), bool))
     d = out.quality.to_dict()
-    assert all(type(v) in (int, float) for v in d.values()), d
+    assert all(type(v) in (int, float) or (v is None and k.endswith("_level"))
+               for k, v in d.items()), d
     assert json.loads(json.dumps(d)) == d
     assert out.quality.contrast_transferred > 0.9 and out.quality.brain_fraction == 1.0

@@ -16,7 +16,7 @@ from poissonblend import dataset as dataset_module
 from poissonblend.dataset import BRAIN, PIXELS, SharedSlices, open_dataset
 from poissonblend.errors import DatasetError, PoissonBlendWarning
 from poissonblend.lesions import label_lesions
-from poissonblend.placement import brain_mask
+from poissonblend.placement import brain_mask, histogram, tissue_threshold
 
 
 def test_pairs_by_name_and_parses_case_ids(training_set):
@@ -30,7 +30,8 @@ def test_pairs_by_name_and_parses_case_ids(training_set):
     image, lesion_mask = ds.load(info.name)
     brain = ds.brain(info.name)
     assert lesion_mask.sum() == info.lesions[0].area
-    assert np.array_equal(brain, brain_mask(image)) and brain.sum() == info.brain_area
+    assert np.array_equal(brain, brain_mask(image, threshold=info.threshold))
+    assert brain.sum() == info.brain_area
     assert not any(a.flags.writeable for a in (image, lesion_mask, brain))
 
 
@@ -239,12 +240,12 @@ def test_slices_one_process_decoded_are_read_by_another_from_shared_memory(tmp_p
         decoded, brains = [], []
         monkeypatch.setattr(dataset, "decode", lambda name: decoded.append(name) or real_decode(name))
         monkeypatch.setattr(dataset_module, "brain_mask",
-                            lambda image: brains.append(image.shape) or brain_mask(image))
+                            lambda image, **kw: brains.append(image.shape) or brain_mask(image, **kw))
         monkeypatch.setattr(dataset_module, "CACHE_BYTES", 1)  # the block is not the dataset's cache
         for name in names:
             image = cv2.imread(str(input_dir / name), cv2.IMREAD_GRAYSCALE)
             mask = cv2.imread(str(mask_dir / name), cv2.IMREAD_GRAYSCALE)
-            expected = (image, mask > 0, brain_mask(image))
+            expected = (image, mask > 0, brain_mask(image, threshold=dataset.info(name).threshold))
             got = (*dataset.load(name), dataset.brain(name))
             for a, b in zip(got, expected):
                 assert a.dtype == b.dtype and np.array_equal(a, b), name
@@ -269,7 +270,8 @@ def test_a_slice_another_process_is_decoding_is_decoded_here_too(training_set, m
         block._state[dataset.row(name), BRAIN] = block.BUSY
         got = dataset.load(name)
         assert all(np.array_equal(a, b) for a, b in zip(got, expected))
-        assert np.array_equal(dataset.brain(name), brain_mask(expected[0]))
+        assert np.array_equal(dataset.brain(name),
+                              brain_mask(expected[0], threshold=dataset.info(name).threshold))
         assert block._state[dataset.row(name), BRAIN] == block.BUSY  # not taken from the other
         # A decode that fails leaves the slice free for the next try.
         other = dataset.slices[1].name
@@ -278,3 +280,75 @@ def test_a_slice_another_process_is_decoding_is_decoded_here_too(training_set, m
             dataset.load(other)
         assert block._state[dataset.row(other), PIXELS] == block.EMPTY
     assert SharedSlices.nbytes(dataset) >= 3 * 112 * 112 * len(dataset.slices)
+
+
+def test_an_index_of_an_older_version_is_built_again(training_set, cache_dir):
+    """Version 2 indexes hold brain areas from a per-slice threshold: never trusted now."""
+    first = open_dataset(*training_set)
+    (cache_file,) = cache_dir.glob("index-*.npz")
+    with np.load(cache_file) as data:
+        columns = {k: data[k] for k in data.files}
+    old = {k: v for k, v in columns.items() if k not in ("threshold", "brain_bbox")}
+    old["version"] = np.array(2)
+    old["brain_area"] = np.full_like(columns["brain_area"], 7)  # what v2 might have said
+    np.savez(cache_file, **old)
+    again = open_dataset(*training_set)
+    assert again.slices == first.slices and all(s.brain_area != 7 for s in again.slices)
+    with np.load(cache_file) as data:
+        assert int(data["version"]) == dataset_module.INDEX_VERSION == 3
+        assert data["threshold"].tolist() == [s.threshold for s in first.slices]
+
+
+def test_a_changed_slice_rebuilds_its_whole_case(tmp_path, cache_dir, monkeypatch):
+    input_dir, mask_dir = make_training_set(tmp_path / "set", cases=3, slices=4)
+    first = open_dataset(input_dir, mask_dir)
+    # Case 0001 gets a much brighter slice: the case's threshold (and so every slice of it) moves.
+    name = "slice_0001_0002.png"
+    image = cv2.imread(str(input_dir / name), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(input_dir / name), np.clip(image.astype(int) * 2.5, 0, 255).astype(np.uint8))
+    built = []
+    real = dataset_module._index_case
+    monkeypatch.setattr(dataset_module, "_index_case",
+                        lambda pairs: built.extend(p[0].name for p in pairs) or real(pairs))
+    again = open_dataset(input_dir, mask_dir, workers=1)
+    assert sorted(built) == [f"slice_0001_{z:04d}.png" for z in range(4)]
+    assert again.info("slice_0001_0000.png").threshold > first.info("slice_0001_0000.png").threshold
+    assert again.info("slice_0000_0000.png") == first.info("slice_0000_0000.png")
+    assert again.slices == open_dataset(input_dir, mask_dir, cache_dir=tmp_path / "fresh").slices
+
+
+def test_levels_follow_the_slice_index_within_each_case(tmp_path):
+    rng = np.random.default_rng(0)
+    inp, msk = tmp_path / "input", tmp_path / "mask"
+    lesion = np.zeros((112, 112), np.uint8)
+    lesion[50:54, 50:54] = 255
+    for name in ("slice_0001_0003.png", "slice_0001_0010.png", "slice_0001_0120.png",
+                 "slice_0002_0000.png", "slice_0002_0001.png", "slice_0003_0005.png"):
+        write_slice(inp, msk, name, brain_slice(rng), lesion)
+    ds = open_dataset(inp, msk)
+    levels = {s.name: s.level for s in ds.slices}
+    assert levels == {"slice_0001_0003.png": 0.0, "slice_0001_0010.png": 0.5,
+                      "slice_0001_0120.png": 1.0, "slice_0002_0000.png": 0.0,
+                      "slice_0002_0001.png": 1.0, "slice_0003_0005.png": 0.5}
+    # One-slice case: its threshold is its own (the per-slice fallback).
+    image, _ = ds.load("slice_0003_0005.png")
+    assert ds.info("slice_0003_0005.png").threshold == tissue_threshold(histogram(image))
+    assert np.array_equal(ds.brain("slice_0003_0005.png"), brain_mask(image))
+    assert ds.case_brain_area("0001") == max(ds.info(n).brain_area for n in levels if "_0001_" in n)
+
+
+def test_targets_leave_out_near_empty_slices_of_a_case(tmp_path):
+    rng = np.random.default_rng(1)
+    inp, msk = tmp_path / "input", tmp_path / "mask"
+    lesion = np.zeros((112, 112), np.uint8)
+    lesion[50:54, 50:54] = 255
+    speck = np.zeros((112, 112))
+    speck[55:59, 55:60] = 90  # 20 px of tissue
+    for z in range(5):
+        image = brain_slice(rng) if 0 < z < 4 else speck + rng.normal(0, 1, speck.shape)
+        write_slice(inp, msk, f"slice_0001_{z:04d}.png", image, lesion if z == 2 else lesion * 0)
+    ds = open_dataset(inp, msk)
+    assert ds.targets() == ds.target_names == tuple(f"slice_0001_{z:04d}.png" for z in (1, 2, 3))
+    assert len(ds.targets(0.0)) == 5
+    assert ds.targets(1.0) == tuple(n for n in ds.target_names
+                                    if ds.info(n).brain_area == ds.case_brain_area("0001"))

@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 from conftest import TEST_SEEDS, brain_slice, make_training_set, write_slice
@@ -127,10 +129,26 @@ def test_both_methods_give_the_same_mask_and_comparable_quality(dataset):
     assert compared >= 3
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), mode=st.sampled_from(["normal", "mixed"]),
+       flip=st.booleans(), scale=st.floats(0.7, 1.6))
+def test_opencv_changes_only_the_lesion_box_and_its_mask_is_target_or_lesion(dataset, seed, mode,
+                                                                           flip, scale):
+    options = SamplingOptions(method="opencv", mode=mode, flip=flip, scale_range=(scale, scale))
+    sample = draw_sample(dataset, seed, options).sample
+    target, target_mask = dataset.load(sample.recipe.target)
+    rows, cols = np.nonzero(sample.lesion_mask)
+    box = np.zeros_like(target_mask)
+    box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+    assert (sample.image[~box] == target[~box]).all()  # OpenCV solves inside the bbox only
+    assert (sample.mask == np.where(target_mask | sample.lesion_mask, 255, 0)).all()
+    assert sample.quality.lesion_area == rows.size
+
+
 def test_transformed_recipes_render_with_opencv(dataset):
     options = SamplingOptions(method="opencv", scale_range=(1.5, 2.5), rotation_range=(-60, 60),
                               flip=True, mode="mixed")
-    sample, _ = draw_sample(dataset, sample_rng(0, 1), options)
+    sample = draw_sample(dataset, sample_rng(0, 1), options).sample
     again = render(dataset, Recipe.from_dict(sample.recipe.to_dict()))
     assert sample.recipe.method == "opencv" and sample.recipe.scale >= 1.5
     assert again.image.tobytes() == sample.image.tobytes()
@@ -165,7 +183,8 @@ def test_opencv_failure_is_typed_and_drawn_again(tmp_path):
     options = SamplingOptions(method="opencv")
     redraws = []
     for i in range(20):
-        sample, redrawn = draw_sample(dataset, sample_rng(7, i), options)
+        draw = draw_sample(dataset, sample_rng(7, i), options)
+        sample, redrawn = draw.sample, draw.redrawn
         # the same draws by hand: recipes from one stream until OpenCV takes one
         rng = sample_rng(7, i)
         manual = [sample_recipe(dataset, rng, options) for _ in range(redrawn + 1)]

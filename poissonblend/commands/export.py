@@ -8,6 +8,10 @@ recipe, quality and decision. Re-running is idempotent and completes a run that
 was killed. Cases exported earlier whose candidate is no longer accepted are
 listed, and deleted only with --prune.
 
+Accepted candidates whose lesion or target comes from one of the database's
+held-out cases (set by queue --holdout) are refused (exit 2, nothing written)
+unless --allow-holdout-leak; the manifest's holdout_cases column names the split.
+
 The dataset is the one recorded in the database, unless --input-dir and
 --mask-dir say where it is now.
 """
@@ -40,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-dir", help="dataset mask folder, if it moved since queueing")
     p.add_argument("--allow-other-dataset", action="store_true",
                    help="use DB although it was made for other folders or files")
+    p.add_argument("--allow-holdout-leak", action="store_true",
+                   help="export accepted candidates that use one of the database's held-out "
+                        "cases too (refused otherwise; marked in the manifest)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     store = Store.open(args.db, dataset, allow_other_dataset=args.allow_other_dataset)
     with progress_bar("export", "sample") as progress:
         summary = export(store, args.out_input_dir, args.out_mask_dir, manifest=args.manifest,
-                         prune=args.prune, dry_run=args.dry_run, progress=progress)
+                         prune=args.prune, dry_run=args.dry_run, progress=progress,
+                         allow_holdout_leak=args.allow_holdout_leak)
     for stale in summary.stale:
         print(f"stale: {stale}")
     for path in summary.pruned:

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     batch = queued[0].batch if queued else (args.batch or f"seed-{args.seed}")
     redrawn = (f"; {queued.redrawn} redrawn (OpenCV's seamlessClone failed on them)"
                if queued.redrawn else "")
+    if queued.invisible:
+        redrawn += f"; {queued.invisible} invisible lesion(s) redrawn"
     print(f"queued {len(queued)} candidate(s) in batch {batch} "
           f"({counts['total'] - before} new) into {store.path}{redrawn}")
     print(format_counts(counts))
