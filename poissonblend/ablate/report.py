@@ -6,7 +6,7 @@
                     "vs_none": {"mean_difference", "ci95", "cases", "better", "worse",
                                 "ci_includes_zero"} or null for "none"}},
      "folds": [{"train": [CASE_ID…], "test": [CASE_ID…], "samples": {ARM: "fold1/ARM/manifest.csv"},
-                "seconds": {ARM: s}, "steps": n}],
+                "seconds": {ARM: s}, "steps": n, "train_slices": n, "added_samples": {ARM: n}}],
      "config": {settings…, "holdout": [...], "dataset": {...}, "db": path or null}}
 
 No Keras here: the app reads reports with :func:`list_reports` and :func:`load_report`.
