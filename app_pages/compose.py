@@ -208,12 +208,12 @@ def compose() -> None:
             st.warning(invalid, icon=":material/wrong_location:")
         else:
             widgets.image(pv.blended, "Result")
-            widgets.quality_report(pv.quality, columns=2)
+            widgets.quality_summary(pv.quality)
             if pv.quality["changed_fraction"] < VISIBLE_FRACTION:
-                st.warning(f"The lesion did not visibly arrive: only {pv.quality['changed_fraction']:.0%}"
-                           f" of its pixels changed by more than 3 grey levels (at least "
-                           f"{VISIBLE_FRACTION:.0%} needed; generate and queue draw such samples "
-                           "again). Try mode, margin or another target.",
+                st.warning(f"The lesion did not visibly arrive: only "
+                           f"{pv.quality['changed_fraction']:.0%} of its pixels changed by more than "
+                           f"3 grey levels (at least {VISIBLE_FRACTION:.0%} needed; generate and queue "
+                           "draw such samples again). Try mode, margin or another target.",
                            icon=":material/visibility_off:")
 
     # ------------------------------------------------------------ 3: blend settings
@@ -270,7 +270,7 @@ def compare_methods(recipe: Recipe, pv: pictures.Preview) -> None:
                 widgets.image(shown.overlay, "Result · new lesion orange")
             with close_up:
                 widgets.image(shown.zoom, "Close-up")
-            widgets.quality_report(shown.quality)
+            widgets.quality_summary(shown.quality)
 
 
 compose()

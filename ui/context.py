@@ -145,10 +145,13 @@ def cached_dataset(input_dir: str, mask_dir: str, _generation: int = 0) -> tuple
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def cached_store(db: str, dataset_identity: str, allow_other_dataset: bool, _dataset: Dataset) -> Store:
+def cached_store(db: str, dataset_identity: str, allow_other_dataset: bool, create_folders: bool,
+                 _dataset: Dataset) -> Store:
     """Open the review database once per (file, dataset); with `allow_other_dataset`,
-    bind it to this dataset from now on (the user ticked "use it even if the files changed")."""
-    store = Store.open(db or None, _dataset, allow_other_dataset=allow_other_dataset)
+    bind it to this dataset from now on (the user ticked "use it even if the files changed");
+    with `create_folders`, make its missing folder (the user confirmed)."""
+    store = Store.open(db or None, _dataset, allow_other_dataset=allow_other_dataset,
+                       create_folders=create_folders)
     if allow_other_dataset:
         store.rebind(_dataset)
     return store
@@ -179,7 +182,8 @@ def open_config(config: dict) -> Context:
     db = str(Path(config["db"]).expanduser()) if config.get("db") else str(default_store_path(dataset))
     if not Path(db).parent.exists() and not config.get("create_folder"):
         raise MissingFolder(Path(db).parent)
-    store = cached_store(db, dataset.identity, bool(config.get("allow_other_dataset")), dataset)
+    store = cached_store(db, dataset.identity, bool(config.get("allow_other_dataset")),
+                         bool(config.get("create_folder")), dataset)
     return Context(dataset, store, {**config, "db": db})
 
 

@@ -188,13 +188,6 @@ def quality_text(quality: dict, field: str) -> str:
     return "–" if value is None else fmt.format(int(value) if fmt.endswith("px") else value)
 
 
-def quality_report(quality: dict, *, columns: int = 3) -> None:
-    """The quality report as metrics with explanations."""
-    cols = st.columns(columns)
-    for i, (field, (label, _, help_)) in enumerate(QUALITY_HELP.items()):
-        cols[i % columns].metric(label, quality_text(quality, field), help=help_)
-
-
 def quality_summary(quality: dict) -> None:
     """The score as a metric and the other figures in two short lines (explained on hover)."""
     score, rest = st.columns([1, 3], vertical_alignment="center")
