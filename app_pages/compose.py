@@ -92,15 +92,18 @@ def save(decision: str) -> None:
 
 
 st.subheader("Compose a sample")
+holdout = ctx.store.holdout()
+if holdout:
+    st.caption(f"{len(holdout)} held-out case(s) left out of both pickers (sidebar).")
 
 # ---------------------------------------------------------------- pickers (full reruns)
 src_col, tgt_col = st.columns(2, gap="large")
 with src_col:
     st.markdown("**1 · Source slice and lesion**")
     sources = widgets.slice_filters(ds, only_key=SRC_ONLY_LESIONS, search_key=SRC_SEARCH,
-                               placeholder="e.g. 0003")
+                               placeholder="e.g. 0003", holdout=holdout)
     if not sources:
-        st.warning("No slice matches this search.")
+        st.warning("No slice matches this search (held-out cases are left out).")
         st.stop()
     if ss.get(SOURCE) not in sources:
         ss[SOURCE] = widgets.slice_with_largest_lesion(ds, sources)
@@ -119,9 +122,9 @@ with src_col:
 with tgt_col:
     st.markdown("**2 · Target slice and spot**")
     targets = widgets.slice_filters(ds, only_key=TGT_ONLY_LESIONS, search_key=TGT_SEARCH,
-                               placeholder="e.g. 0005", need_brain=True)
+                               placeholder="e.g. 0005", need_brain=True, holdout=holdout)
     if not targets:
-        st.warning("No target slice (with brain) matches this search.")
+        st.warning("No target slice (with brain) matches this search (held-out cases are left out).")
         st.stop()
     if ss.get(TARGET) not in targets:
         others = [n for n in targets if ds.info(n).case_id != ds.info(ss[SOURCE]).case_id]

@@ -6,7 +6,7 @@ import streamlit as st
 
 from poissonblend.blend import MAX_MARGIN, MIN_MARGIN
 from poissonblend.errors import PoissonBlendError
-from poissonblend.recipe import SamplingOptions
+from poissonblend.recipe import METHODS, SamplingOptions
 from poissonblend.store import ORDERS, Candidate
 from ui import context, pictures, widgets
 
@@ -25,6 +25,7 @@ QUEUE_ROTATION = "r_queue_rotation"  # (lo, hi)
 QUEUE_FLIP = "r_queue_flip"
 QUEUE_MARGIN = "r_queue_margin"
 QUEUE_MIN_AREA = "r_queue_min_area"
+QUEUE_METHOD = "r_queue_method"      # "poissonblend" | "opencv" (the seed script's seamlessClone)
 QUEUE_GO = "r_queue_go"              # buttons
 ACCEPT, REJECT, SKIP, UNDO_BTN = "r_accept", "r_reject", "r_skip", "r_undo_btn"
 PREV, NEXT = "r_prev", "r_next"
@@ -35,7 +36,7 @@ ss = st.session_state
 context.page_state(ctx, "r", {
     ORDER: "created", CURRENT: None, UNDO: [], REASON: widgets.NO_REASON, QUEUE_N: 20, QUEUE_SEED: 0,
     QUEUE_MODE: "normal", QUEUE_SCALE: (0.8, 1.2), QUEUE_ROTATION: (-30, 30), QUEUE_FLIP: True,
-    QUEUE_MARGIN: 6, QUEUE_MIN_AREA: 9, FLASH: None,
+    QUEUE_MARGIN: 6, QUEUE_MIN_AREA: 9, QUEUE_METHOD: METHODS[0], FLASH: None,
 }, per_dataset=(CURRENT, UNDO))
 
 
@@ -140,6 +141,14 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
                        persist_state="session",
                        help="Draw only source lesions at least this large (9 skips 1–8 px specks)")
         d.toggle("Random flips", key=QUEUE_FLIP, persist_state="session")
+        a, b = st.columns([2, 4], vertical_alignment="bottom")
+        a.segmented_control("Method", METHODS, key=QUEUE_METHOD, required=True,
+                            persist_state="session",
+                            help="poissonblend, or the seed script's cv2.seamlessClone on the same "
+                                 "recipe (tiny lesions it raises on are drawn again)")
+        holdout = store.holdout()
+        b.caption(f"{len(holdout)} held-out case(s) are never drawn (set them in the sidebar)."
+                  if holdout else "No held-out cases (set them in the sidebar).")
         go = st.form_submit_button("Queue candidates", key=QUEUE_GO, type="primary",
                                    icon=":material/add:")
     if go:
@@ -152,7 +161,8 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
                                       scale_range=tuple(map(float, ss[QUEUE_SCALE])),
                                       rotation_range=tuple(map(float, ss[QUEUE_ROTATION])),
                                       flip=bool(ss[QUEUE_FLIP]), margin=int(ss[QUEUE_MARGIN]),
-                                      min_area=int(ss[QUEUE_MIN_AREA]))
+                                      min_area=int(ss[QUEUE_MIN_AREA]),
+                                      method=ss[QUEUE_METHOD], holdout=holdout)
             queued = store.queue(n, seed, options, batch=batch, start=start,
                                  progress=lambda k, total: bar.progress(
                                      k / total, text=f"{k} of {total} candidates rendered"))
@@ -161,8 +171,9 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
             widgets.show_error(exc)
         else:
             bar.empty()
+            redrawn = f"; {queued.redrawn} drawn again where OpenCV raised" if queued.redrawn else ""
             flash("ok", f"Queued {len(queued)} candidates (batch {batch}, samples "
-                        f"{start}–{start + n - 1})")
+                        f"{start}–{start + n - 1}{redrawn})")
             counts = store.counts()
 
 # ---------------------------------------------------------------- progress + order

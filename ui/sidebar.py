@@ -14,6 +14,7 @@ import streamlit as st
 from poissonblend.errors import PoissonBlendError
 from poissonblend.isles import import_isles
 from ui import context as cx
+from ui.holdout import holdout_panel
 from ui.widgets import show_error
 
 INPUT_DIR = "sb_input_dir"           # text inputs of the dataset form
@@ -91,6 +92,8 @@ def sidebar(ctx: cx.Context | None) -> None:
     _init_state()
     with st.sidebar:
         dataset_panel(ctx)
+        if ctx is not None:
+            holdout_panel(ctx)
         isles_panel()
 
 

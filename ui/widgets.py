@@ -30,14 +30,17 @@ def show_error(exc: BaseException) -> None:
 
 
 def slice_names(dataset: Dataset, *, only_lesions: bool = False, query: str = "",
-                need_brain: bool = False) -> list[str]:
-    """Slice names filtered by 'has a lesion', 'has brain' and a case-id/name search."""
+                need_brain: bool = False, holdout: frozenset[str] = frozenset()) -> list[str]:
+    """Slice names filtered by 'has a lesion', 'has brain', a case-id/name search, and
+    not of a held-out case."""
     q = query.strip().lower()
     out = []
     for s in dataset.slices:
         if only_lesions and not s.lesions:
             continue
         if need_brain and s.brain_area <= 0:
+            continue
+        if s.case_id in holdout:
             continue
         if q and q not in s.case_id.lower() and q not in s.name.lower():
             continue
@@ -46,13 +49,14 @@ def slice_names(dataset: Dataset, *, only_lesions: bool = False, query: str = ""
 
 
 def slice_filters(dataset: Dataset, *, only_key: str, search_key: str, placeholder: str,
-                  need_brain: bool = False) -> list[str]:
-    """The 'only slices with lesions' toggle and case-id search; the slice names they let through."""
+                  need_brain: bool = False, holdout: frozenset[str] = frozenset()) -> list[str]:
+    """The 'only slices with lesions' toggle and case-id search; the slice names they let
+    through (never one of a `holdout` case)."""
     f1, f2 = st.columns([2, 3], vertical_alignment="bottom")
     f1.toggle("Only slices with lesions", key=only_key, persist_state="session")
     f2.text_input("Search case id", key=search_key, placeholder=placeholder, persist_state="session")
     return slice_names(dataset, only_lesions=st.session_state[only_key],
-                       query=st.session_state[search_key], need_brain=need_brain)
+                       query=st.session_state[search_key], need_brain=need_brain, holdout=holdout)
 
 
 def _step_and_notify(key: str, options: Sequence, step: int, on_change) -> None:
@@ -179,9 +183,10 @@ def quality_report(quality: dict, *, columns: int = 3) -> None:
 
 def recipe_caption(recipe: Recipe) -> str:
     flips = f" · flip {recipe.flips}" if recipe.flips else ""
+    method = f" · method {recipe.method}" if recipe.method != "poissonblend" else ""
     return (f"lesion {recipe.lesion} of `{recipe.source}` → `{recipe.target}` at "
             f"(x={recipe.x}, y={recipe.y}) · {recipe.mode} · scale {recipe.scale:g} · "
-            f"rotation {recipe.rotation:g}°{flips} · margin {recipe.margin}")
+            f"rotation {recipe.rotation:g}°{flips} · margin {recipe.margin}{method}")
 
 
 STATE_COLOURS = {"undecided": "gray", "accepted": "green", "rejected": "red", "skipped": "orange"}
