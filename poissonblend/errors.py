@@ -52,5 +52,13 @@ class PoissonBlendWarning(UserWarning):
     """Something was odd but usable (junk file skipped, colour PNG converted, ...)."""
 
 
+class OutsideRootError(PoissonBlendError):
+    """A path lies outside the root folder the app (or a caller) is confined to."""
+
+
+class DiskFullError(OutputError):
+    """Writing failed because the disk (or the user's quota) is full."""
+
+
 class AblationError(PoissonBlendError):
     """An ablation run cannot start or continue (settings, folds, output folder, Keras)."""

@@ -236,8 +236,9 @@ class SamplingOptions:
         lo, hi = self.scale_range
         if not (0.1 <= lo <= hi <= 10):
             raise RecipeError(f"scale range {self.scale_range} must satisfy 0.1 <= low <= high <= 10")
-        if self.rotation_range[0] > self.rotation_range[1]:
-            raise RecipeError(f"rotation range {self.rotation_range} must be (low, high)")
+        if not (math.isfinite(self.rotation_range[0]) and math.isfinite(self.rotation_range[1])
+                and self.rotation_range[0] <= self.rotation_range[1]):
+            raise RecipeError(f"rotation range {self.rotation_range} must be finite (low, high) degrees")
         check_margin(self.margin)
         if not (isinstance(self.min_area, int) and self.min_area >= 1):
             raise RecipeError(f"minimum lesion area {self.min_area!r} must be an integer >= 1 px")
@@ -522,17 +523,18 @@ def draw_sample(dataset: Dataset, rng: np.random.Generator | int,
 
 
 def default_target(dataset: Dataset, source: str, *, max_level_shift: float | None = MAX_LEVEL_SHIFT,
-                   min_target_tissue: float = MIN_TARGET_TISSUE) -> str | None:
+                   min_target_tissue: float = MIN_TARGET_TISSUE,
+                   holdout: frozenset[str] = frozenset()) -> str | None:
     """A plausible target for a lesion of slice `source`, chosen without randomness.
 
     Among the targets (:meth:`Dataset.targets`) of other cases whose level lies
     within `max_level_shift` of the source's (the nearest levels if none does),
     the one whose brain area is closest to their median (ties: nearest level,
     then name); targets of the source's own case only when no other case has
-    one. None if the dataset has no target.
+    one. Never a slice of a `holdout` case. None if the dataset has no target.
     """
     info = dataset.info(source)
-    names = dataset.targets(min_target_tissue)
+    names = [n for n in dataset.targets(min_target_tissue) if dataset.info(n).case_id not in holdout]
     others = [n for n in names if dataset.info(n).case_id != info.case_id] or list(names)
     if not others:
         return None

@@ -209,6 +209,15 @@ def test_default_target_is_level_matched_typical_and_from_another_case(scanner):
         assert name == default_target(scanner, info.name)  # no randomness
 
 
+def test_default_target_is_never_held_out(scanner):
+    source = next(s for s in scanner.slices if s.lesions)
+    held_out = set()
+    while (name := default_target(scanner, source.name, holdout=frozenset(held_out))) is not None:
+        assert scanner.info(name).case_id not in held_out
+        held_out.add(scanner.info(name).case_id)
+    assert held_out == scanner.case_ids  # None only once every case is held out
+
+
 @PROPERTY
 @given(base=st.fixed_dictionaries({
     "contrast_transferred": st.floats(0, 1.5), "brain_fraction": st.floats(0, 1),

@@ -31,7 +31,7 @@ def db_path(tmp_path) -> Path:
 
 @pytest.fixture
 def store(db_path, dataset) -> Store:
-    return Store.open(db_path, dataset)
+    return Store.open(db_path, dataset, create_folders=True)
 
 
 @pytest.fixture
@@ -282,6 +282,20 @@ def test_decide_many_is_all_or_nothing_and_can_spare_decided_ones(store, queued)
     assert store.counts()["accepted"] == 9
     with pytest.raises(StoreError, match="must be an iterable"):
         store.decide_many("12", "accepted")
+
+
+def test_undo_many_clears_the_decided_ones_in_one_go(store, queued):
+    ids = [c.id for c in queued]
+    store.decide_many(ids[:4], "accepted", reviewer="ana")
+    store.decide(ids[4], "rejected", reason="other")
+    with pytest.raises(StoreError, match="no candidate with id 999"):
+        store.undo_many(ids[:4] + [999])
+    assert store.counts()["accepted"] == 4  # nothing written
+    assert store.undo_many(ids[:6], reviewer="ana") == ids[:5]  # ids[5] was undecided
+    assert store.counts()["undecided"] == len(ids)
+    assert [h.decision for h in store.history(ids[4])] == ["rejected", "cleared"]
+    with pytest.raises(StoreError, match="must be an iterable"):
+        store.undo_many(3)
 
 
 def test_undo_redo_history(store, queued):

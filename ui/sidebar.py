@@ -25,6 +25,7 @@ FORM = "sb_form"
 OPEN = "sb_open"                     # buttons
 DEMO = "sb_demo"
 RELOAD = "sb_reload"
+CREATE_FOLDER, KEEP_MISSING = "sb_create_folder", "sb_keep_missing"  # "create the db folder?"
 ISLES_ROOT = "sb_isles_root"         # the ISLES import
 ISLES_OUT = "sb_isles_out"
 ISLES_MODALITY = "sb_isles_modality"
@@ -43,7 +44,23 @@ def _open_from_sidebar() -> None:
     ss = st.session_state
     config = {"input_dir": ss[INPUT_DIR].strip(), "mask_dir": ss[MASK_DIR].strip(),
               "db": ss[DB].strip(), "origin": "sidebar", "allow_other_dataset": bool(ss[ALLOW_OTHER])}
-    _activate_and_remember(cx.try_open(config))
+    ss[cx.FOLDER_ASK] = None
+    opened = cx.try_open(config)
+    if opened is None and ss[cx.FOLDER_ASK] is None:
+        _sync_fields(ss[cx.ACTIVE])  # it failed: the fields show again what is open
+    _activate_and_remember(opened)
+
+
+def _create_folder_and_open() -> None:
+    ss = st.session_state
+    config, ss[cx.FOLDER_ASK] = ss[cx.FOLDER_ASK], None
+    _activate_and_remember(cx.try_open({**config, "create_folder": True}))
+
+
+def _keep_folder_missing() -> None:
+    ss = st.session_state
+    ss[cx.FOLDER_ASK] = None
+    _sync_fields(ss[cx.ACTIVE])
 
 
 def _open_demo() -> None:
@@ -112,6 +129,16 @@ def dataset_panel(ctx: cx.Context | None) -> None:
             st.warning(message, icon=":material/warning:")
     if st.session_state[cx.OPEN_ERROR]:
         st.error(st.session_state[cx.OPEN_ERROR], icon=":material/error:")
+    asked = st.session_state[cx.FOLDER_ASK]
+    if asked:
+        folder = Path(asked["db"]).expanduser().parent
+        with st.container(border=True):
+            st.warning(f"The folder `{folder}` for the review database does not exist. "
+                       "Create it, with the database in it?", icon=":material/create_new_folder:")
+            yes, no = st.columns(2)
+            yes.button("Create", key=CREATE_FOLDER, type="primary", on_click=_create_folder_and_open,
+                       width="stretch")
+            no.button("Cancel", key=KEEP_MISSING, on_click=_keep_folder_missing, width="stretch")
     with st.form(FORM, border=False):
         st.text_input("Input folder (images)", key=INPUT_DIR, persist_state="session",
                       placeholder="/path/to/input", help="Folder of slice_<case>_<NNNN>.png images")
@@ -119,7 +146,7 @@ def dataset_panel(ctx: cx.Context | None) -> None:
                       help="Lesion masks with the same file names")
         st.text_input("Review database", key=DB, persist_state="session", placeholder="(default: poissonblend.db next to "
                       "the dataset)", help="SQLite file holding candidates and decisions")
-        st.checkbox("Use the database even if the files changed", key=ALLOW_OTHER,
+        st.checkbox(cx.ALLOW_OTHER_LABEL, key=ALLOW_OTHER,
                     help="A review database remembers the folders and file contents it was made "
                          "for; tick this to keep using it after you added or changed slices. "
                          "Export still re-renders every accepted sample and reports any that "
@@ -144,14 +171,17 @@ def isles_panel() -> None:
                       help="The folder holding the sub-strokecaseNNNN cases and derivatives/")
         st.text_input("Output folder", key=ISLES_OUT, persist_state="session",
                       help="Slices go to <output>/input and <output>/mask")
-        st.selectbox("Modality", ["dwi", "adc", "flair"], key=ISLES_MODALITY, persist_state="session")
+        st.selectbox("Modality", ["dwi", "adc", "flair"], key=ISLES_MODALITY, persist_state="session",
+                     help="DWI and ADC are on the masks' grid; FLAIR is resampled onto it")
         st.checkbox("Leave out slices without brain or lesion", key=ISLES_SKIP_EMPTY,
                     persist_state="session")
         if st.button("Import and open", key=ISLES_RUN, width="stretch"):
+            ss[ISLES_RESULT] = None  # the last import's message is not this one's
             bar = st.progress(0.0, text="Reading the NIfTI headers…")
 
             def _progress(done: int, total: int) -> None:
-                bar.progress(done / total if total else 1.0, text=f"{done} of {total} cases imported")
+                bar.progress(done / total if total else 1.0,
+                             text=f"{done} of {cx.plural(total, 'case')} imported")
 
             try:
                 with warnings.catch_warnings(record=True) as caught:
@@ -160,11 +190,13 @@ def isles_panel() -> None:
                                            modality=ss[ISLES_MODALITY], skip_empty=ss[ISLES_SKIP_EMPTY],
                                            progress=_progress)
             except PoissonBlendError as exc:
+                bar.empty()  # the error takes the progress bar's place
                 show_error(exc)
             else:
+                bar.empty()
                 for w in caught:
                     st.warning(str(w.message), icon=":material/warning:")
-                ss[ISLES_RESULT] = summary.summary_line()
+                ss[ISLES_RESULT] = import_message(summary, ss[ISLES_MODALITY])
                 opened = cx.try_open({"input_dir": str(summary.input_dir),
                                       "mask_dir": str(summary.mask_dir), "db": "",
                                       "origin": "ISLES 2022 import"})
@@ -175,3 +207,16 @@ def isles_panel() -> None:
                     st.rerun()
         if ss[ISLES_RESULT]:
             st.success(ss[ISLES_RESULT])
+
+
+def import_message(summary, modality: str) -> str:
+    """What an ISLES import did, in the app's words (plurals; FLAIR's resampling said)."""
+    skipped = f" ({cx.plural(len(summary.skipped), 'case')} skipped)" if summary.skipped else ""
+    text = (f"Imported {cx.plural(len(summary.cases), 'case')}{skipped}: "
+            f"{cx.plural(summary.slices, 'slice')} ({summary.written:,} written, "
+            f"{summary.unchanged:,} unchanged), {cx.plural(summary.lesion_slices, 'slice')} with "
+            f"lesions, into `{summary.out_dir}`.")
+    if modality == "flair":
+        text += (" FLAIR was resampled onto the grid of the lesion masks (trilinear), so that "
+                 "image and mask match voxel for voxel.")
+    return text
