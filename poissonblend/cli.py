@@ -4,8 +4,8 @@ Each command lives in :mod:`poissonblend.commands` as a module with
 ``add_arguments(parser)`` and ``run(args) -> int``, listed with its one-line help
 in ``COMMANDS``; only the chosen command's module is imported. This module
 builds the parser and holds the single error boundary: the library's typed
-errors become one ``error: …`` line and exit status 2, Ctrl-C exits 130, and a
-real bug keeps its traceback.
+errors become one ``error: …`` line and exit status 2, Ctrl-C (and SIGTERM, as
+sent by ``kill`` or a batch system) exits 130, and a real bug keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -58,6 +60,19 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 @contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch system's time limit) stops a command as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def error_handler() -> Iterator[None]:
     """Turn library errors into ``error: …`` on stderr; re-raise as SystemExit."""
     try:
@@ -81,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
-            with error_handler():
+            with error_handler(), sigterm_as_interrupt():
                 return int(args._run(args))
         except SystemExit as exc:
             return int(exc.code or 0)

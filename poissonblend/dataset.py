@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError, PoissonBlendWarning
-from .io import atomic_write_bytes, decode_gray_png, parse_slice_name, read_gray_png
+from .errors import DatasetError, OutputError, PoissonBlendWarning
+from .io import (atomic_write_bytes, decode_gray_png, disk_error_message, parse_slice_name,
+                 read_file_bytes, read_gray_png)
 from .lesions import LesionInfo, label_lesions
-from .machine import memory_bytes, usable_cpus
+from .machine import end_with_parent, memory_bytes, usable_cpus
 from .placement import bbox_rc, brain_mask, histogram, tissue_threshold
 
 INDEX_VERSION = 3
@@ -181,14 +182,21 @@ def _list_pngs(folder: Path, role: str) -> dict[str, os.stat_result]:
         raise DatasetError(f"{role} folder {folder} is not a folder")
     found: dict[str, os.stat_result] = {}
     junk: list[str] = []
-    with os.scandir(folder) as it:
-        for entry in it:
-            if not entry.is_file():
-                continue
-            if entry.name.lower().endswith(".png") and not entry.name.startswith("."):
-                found[entry.name] = entry.stat()
-            else:
-                junk.append(entry.name)
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                try:
+                    if not entry.is_file():
+                        continue
+                    if entry.name.lower().endswith(".png") and not entry.name.startswith("."):
+                        found[entry.name] = entry.stat()
+                    else:
+                        junk.append(entry.name)
+                except OSError as exc:  # a symbolic link loop, a file that vanished, …
+                    raise DatasetError(f"{Path(entry.path)}: cannot read it "
+                                       f"({disk_error_message(exc)})") from None
+    except OSError as exc:  # the folder itself: no permission to list it
+        raise DatasetError(f"{role} folder {folder}: cannot list it ({disk_error_message(exc)})") from None
     if junk:
         shown = ", ".join(sorted(junk)[:3]) + (" …" if len(junk) > 3 else "")
         warnings.warn(f"{folder}: ignored {len(junk)} non-PNG file(s): {shown}",
@@ -202,8 +210,7 @@ def _index_entry(image_path: Path, mask_path: Path) -> tuple[dict, np.ndarray]:
     """Validate one pair and describe it but for its brain; return the entry and the image."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        image_bytes = np.fromfile(image_path, dtype=np.uint8)
-        mask_bytes = np.fromfile(mask_path, dtype=np.uint8)
+        image_bytes, mask_bytes = (read_file_bytes(p) for p in (image_path, mask_path))
         image = decode_gray_png(image_bytes, image_path)
         mask = decode_gray_png(mask_bytes, mask_path)
     if image.shape != mask.shape:
@@ -618,7 +625,8 @@ def _build_entries(names: list[str], input_dir: Path, mask_dir: Path,
         from concurrent.futures import ProcessPoolExecutor  # only index builds need it
 
         chunk = max(1, min(64, len(jobs) // (8 * n_workers)))
-        with ProcessPoolExecutor(n_workers) as pool:
+        with ProcessPoolExecutor(n_workers, initializer=end_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             results = list(pool.map(_index_case_safe, jobs, chunksize=chunk))
     else:
         results = [_index_case_safe(j) for j in jobs]
@@ -709,14 +717,18 @@ def _read_index(path: Path) -> dict | None:
 
 
 def _write_index(path: Path, index: dict) -> None:
+    """Cache the index at `path`; if that folder cannot be written, warn once and go on uncached."""
     buf = io.BytesIO()
     np.savez(buf, version=np.array(INDEX_VERSION), **index)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, buf.getvalue())
         path.with_suffix(".json").unlink(missing_ok=True)  # the index as version 1 stored it
-    except OSError:
-        pass  # a read-only cache only costs speed
+    except (OSError, OutputError) as exc:  # a read-only cache only costs speed
+        reason = disk_error_message(exc) if isinstance(exc, OSError) else str(exc)
+        warnings.warn(f"the lesion index is not cached: {path.parent} cannot be written ({reason}); "
+                      "set XDG_CACHE_HOME to a writable folder to open the dataset faster next time",
+                      PoissonBlendWarning, stacklevel=3)
 
 
 def _emit_warnings(notes: dict) -> None:

@@ -50,3 +50,11 @@ class ImportError_(PoissonBlendError):  # noqa: N801 - avoid shadowing builtin I
 
 class PoissonBlendWarning(UserWarning):
     """Something was odd but usable (junk file skipped, colour PNG converted, ...)."""
+
+
+class OutsideRootError(PoissonBlendError):
+    """A path lies outside the root folder the app (or a caller) is confined to."""
+
+
+class DiskFullError(OutputError):
+    """Writing failed because the disk (or the user's quota) is full."""

@@ -12,7 +12,7 @@ run starts by deleting temp files left by a killed run and finishes by
 rebuilding the manifest from what is in the folders, so a run killed at any
 point is completed by the next one:
 
-* a temp file (``.*.tmp``) is deleted;
+* a temp file of ours (:func:`io.temp_path`) whose writer is gone is deleted;
 * a mask without its image (killed between the two renames) is completed if
   its candidate is still accepted, and deleted otherwise;
 * the manifest lists exactly the store's cases present in the folders (plus
@@ -38,11 +38,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import HoldoutError, OutputError, PoissonBlendError
+from .errors import DiskFullError, HoldoutError, OutputError, PoissonBlendError
 from .holdout import held_out_roles
-from .io import SLICE_NAME_RE, atomic_write_bytes, remove_stale_temp_files
-from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, existing_status, folder_lock, manifest_row,
-                     prepare_output_dirs, read_manifest, sample_paths, write_manifest, write_sample)
+from .io import (SLICE_NAME_RE, atomic_write_bytes, disk_error_message, remove_stale_temp_files,
+                 stale_temp_files)
+from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, check_manifest, existing_status, folder_lock,
+                     manifest_row, prepare_output_dirs, sample_paths, write_manifest, write_sample)
 from .store import Candidate, Store
 
 DECISION_COLUMNS = ("decision", "reason", "reviewer", "decided_at")
@@ -248,13 +249,8 @@ def export(store: Store, out_input_dir: str | os.PathLike, out_mask_dir: str | o
     dataset = store.dataset
     out_i, out_m = prepare_output_dirs(out_input_dir, out_mask_dir, create=not dry_run,
                                        forbidden=(dataset.input_dir, dataset.mask_dir))
-    manifest = Path(manifest) if manifest is not None else out_i.parent / MANIFEST_NAME
-    manifest = manifest.resolve()
-    if manifest.is_dir():
-        raise OutputError(f"manifest path {manifest} is a folder")
-    if manifest.parent in (out_i, out_m):
-        raise OutputError(f"manifest {manifest} must not be inside an output folder "
-                          "(the training code would read it as data)")
+    manifest = check_manifest(manifest if manifest is not None else out_i.parent / MANIFEST_NAME,
+                              outputs=(out_i, out_m))
     lock = folder_lock(out_i) if not dry_run else contextlib.nullcontext()
     with lock:
         summary = _export(store, out_i, out_m, manifest, prune, dry_run, progress, holdout)
@@ -264,16 +260,8 @@ def export(store: Store, out_input_dir: str | os.PathLike, out_mask_dir: str | o
 def _export(store: Store, out_i: Path, out_m: Path, manifest: Path, prune: bool, dry_run: bool,
             progress: Progress | None, holdout: frozenset[str]) -> ExportSummary:
     repaired: list[Path] = []
-    temps = [(out_i, ".*.tmp"), (out_m, ".*.tmp"), (manifest.parent, f".{manifest.name}.*.tmp")]
-    for folder, pattern in temps:
-        if dry_run:
-            repaired += sorted(folder.glob(pattern)) if folder.is_dir() else []
-        elif pattern == ".*.tmp":
-            repaired += remove_stale_temp_files(folder)
-        elif folder.is_dir():
-            for tmp in sorted(folder.glob(pattern)):
-                tmp.unlink(missing_ok=True)
-                repaired.append(tmp)
+    for folder in dict.fromkeys((out_i, out_m, manifest.parent)):
+        repaired += stale_temp_files(folder) if dry_run else remove_stale_temp_files(folder)
 
     everything = store.candidates()
     by_case = {c.case_id: c for c in everything}
@@ -289,6 +277,8 @@ def _export(store: Store, out_i: Path, out_m: Path, manifest: Path, prune: bool,
                 status = status or "written"
             else:
                 status = write_sample(sample, candidate.case_id, out_i, out_m, durable=True)
+        except DiskFullError:
+            raise  # every later write would fail too; a re-run completes the export
         except PoissonBlendError as exc:
             conflicts.append(ExportConflict(candidate.id, candidate.case_id, str(exc)))
         else:
@@ -323,10 +313,9 @@ def _export(store: Store, out_i: Path, out_m: Path, manifest: Path, prune: bool,
             if not dry_run:
                 lone.unlink(missing_ok=True)
 
-    rows = [r for r in read_manifest(manifest) if r.get("case_id") not in by_case]
-    rows += [_manifest_row(by_case[case_id], holdout) for case_id in present]
-    if not dry_run:
-        write_manifest(manifest, rows, columns=EXPORT_MANIFEST_COLUMNS, merge=False)
+    if not dry_run:  # other runs' rows are kept; the store's cases are listed as they are now
+        write_manifest(manifest, [_manifest_row(by_case[case_id], holdout) for case_id in present],
+                       columns=EXPORT_MANIFEST_COLUMNS, drop=by_case)
     return ExportSummary(written, skipped, conflicts, pruned, stale, manifest, repaired, dry_run,
                          holdout)
 
@@ -383,7 +372,7 @@ def export_zip(out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data)
     except OSError as exc:
-        raise OutputError(f"cannot write zip {path} ({exc.strerror})") from None
+        raise OutputError(f"cannot write zip {path} ({disk_error_message(exc)})") from None
     return path
 
 

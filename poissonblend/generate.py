@@ -12,25 +12,34 @@ once per process (or again each time a process's cache dropped it). A name
 that already exists in the output folders is skipped when its files hold the
 same pixels; when they differ it is never overwritten, and the run ends with an
 :class:`OutputError` naming the file once every other sample is complete.
+
+Stopping: Ctrl-C or SIGTERM (and a full disk) stop every process after the
+sample it is writing; the manifest then lists every pair on disk and the run
+ends with KeyboardInterrupt (or :class:`DiskFullError`). Workers end within
+moments of the parent's death, even by ``kill -9``
+(:func:`~poissonblend.machine.end_with_parent`), leaving only temp files a
+re-run removes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
 from .dataset import Dataset
-from .errors import OutputError, PoissonBlendWarning
+from .errors import DiskFullError, OutputError, PoissonBlendWarning
 from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
-from .machine import usable_cpus
-from .output import (MANIFEST_NAME, folder_lock, manifest_row, prepare_output_dirs,
+from .machine import end_with_parent, usable_cpus
+from .output import (MANIFEST_NAME, check_manifest, folder_lock, manifest_row, prepare_output_dirs,
                      sample_paths, write_manifest, write_sample)
 from .recipe import Draw, Recipe, SamplingOptions, draw_sample, sample_rng
 
@@ -77,18 +86,22 @@ class GenerateSummary:
 _JOB: dict = {}
 
 
-def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict, Draw]]:
-    """Draw, render and write samples `indices` of the batch.
+def _make(indices: Sequence[int], results: list) -> None:
+    """Draw, render and write samples `indices` of the batch, appending to `results`.
 
-    Returns ``(index, recipe, case_id, status, quality, draw)`` per sample,
+    Appends ``(index, recipe, case_id, status, quality, draw)`` per sample,
     status "written", "skipped" (identical files present) or the
     :class:`OutputError` message of a name taken by different files (nothing
-    written for it); `draw` counts the recipes dropped before it.
+    written for it); `draw` counts the recipes dropped before it. Stops early,
+    after a whole sample, once the run is asked to stop; a full disk asks it
+    to stop.
     """
     ds, seed, options = _JOB["dataset"], _JOB["seed"], _JOB["options"]
     out_i, out_m, present = _JOB["out_input_dir"], _JOB["out_mask_dir"], _JOB["present"]
-    results = []
+    queue: _Queue = _JOB["queue"]
     for i in indices:
+        if queue.stopping():
+            return
         draw = draw_sample(ds, sample_rng(seed, i), options)
         sample = draw.sample
         recipe = sample.recipe
@@ -100,64 +113,105 @@ def _make(indices: Sequence[int]) -> list[tuple[int, Recipe, str, str, dict, Dra
                 write_pair(*sample_paths(case_id, out_i, out_m), encode_png(sample.image),
                            encode_png(sample.mask))
                 status = "written"
+        except DiskFullError:
+            queue.stop(_DISK_FULL)
+            return
         except OutputError as exc:
             status = str(exc)
         results.append((i, recipe, case_id, status, sample.quality.to_dict(), draw))
-    return results
+
+
+_INTERRUPTED, _DISK_FULL = 1, 2
+"""Why a run stops early (the value of :attr:`_Queue.stop_reason`)."""
 
 
 class _Queue:
     """Chunks of work handed out to whichever process (parent or worker) asks next.
 
-    Counters in shared memory: made before the fork, they serve every process.
+    Counters in shared memory: made before the fork, they serve every process,
+    and so does the stop flag (set by Ctrl-C or SIGTERM in the parent, or by a
+    full disk anywhere).
     """
 
-    def __init__(self, ctx, chunks: Sequence[Sequence]):
-        self.chunks = chunks
+    def __init__(self, ctx, count: int, size: int = CHUNK):
+        self._count, self._size = count, size  # chunk k: samples k * size … (k + 1) * size - 1
         self._next = ctx.Value("q", 0)
         self.done = ctx.Value("q", 0)  # items finished, for the progress bar
+        self._stop = ctx.Value("b", 0, lock=False)  # one byte: written whole, read whole
 
-    def drain(self, fn: Callable[[Sequence], list], report: Callable[[], None] | None = None) -> list:
-        """Run `fn` on chunks until none is left; return the concatenated results."""
-        results = []
-        while True:
+    def stop(self, reason: int) -> None:
+        """Ask every process to stop after the sample it is making."""
+        if not self._stop.value:
+            self._stop.value = reason
+
+    def stopping(self) -> bool:
+        return bool(self._stop.value)
+
+    @property
+    def stop_reason(self) -> int:
+        return int(self._stop.value)
+
+    def drain(self, fn: Callable[[Sequence, list], None], results: list,
+              report: Callable[[], None] | None = None) -> list:
+        """Run ``fn(chunk, results)`` on chunks until none is left or the run stops."""
+        while not self.stopping():
             with self._next.get_lock():
                 k = self._next.value
                 self._next.value += 1
-            if k >= len(self.chunks):
-                return results
-            results.extend(fn(self.chunks[k]))
+            chunk = range(k * self._size, min(self._count, (k + 1) * self._size))
+            if not chunk:
+                break
+            fn(chunk, results)
             with self.done.get_lock():
-                self.done.value += len(self.chunks[k])
+                self.done.value += len(chunk)
             if report is not None:
                 report()
+        return results
 
 
-def _leave_interrupts_to_the_parent() -> None:
-    """Ctrl-C reaches the whole process group: only the parent reacts (it ends the workers)."""
+def _start_worker(parent_pid: int) -> None:
+    """Leave Ctrl-C and SIGTERM to the parent (it stops the workers), and die with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # what pool.terminate() sends
+    end_with_parent(parent_pid)
 
 
 def _drain_in_worker(_: int) -> list:
-    return _JOB["queue"].drain(_make)
+    return _JOB["queue"].drain(_make, [])
+
+
+@contextlib.contextmanager
+def _stop_on_signals(queue: _Queue) -> Iterator[None]:
+    """While running, Ctrl-C and SIGTERM ask every process to stop after its current sample.
+
+    (Only in the main thread, where Python runs signal handlers; elsewhere, e.g.
+    in the app, nothing changes.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: queue.stop(_INTERRUPTED))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _make_everywhere(pool, n_children: int, report: Callable[[], None]) -> list:
     """Drain the queue in the parent and in `n_children` forked workers at once."""
     pending = pool.map_async(_drain_in_worker, range(n_children)) if pool is not None else None
-    results = _JOB["queue"].drain(_make, report)
+    results = _JOB["queue"].drain(_make, [], report)
     if pending is not None:
         while not pending.ready():
-            pending.wait(0.2)
+            pending.wait(0.05)
             report()
         for part in pending.get():
             results.extend(part)
         report()
     return results
-
-
-def _chunks(items: Sequence, size: int = CHUNK) -> list[Sequence]:
-    return [items[k:k + size] for k in range(0, len(items), size)]
 
 
 def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike,
@@ -199,29 +253,39 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
     PlacementError
         If the dataset offers no valid placement.
     """
-    if count < 0:
-        raise OutputError(f"count {count} must be >= 0")
-    if workers is not None and workers < 1:
-        raise OutputError(f"workers {workers} must be >= 1")
-    out_i, out_m = prepare_output_dirs(out_input_dir, out_mask_dir, create=count > 0,
+    for name, value, low in (("count", count, 0), ("seed", seed, 0), ("workers", workers, 1)):
+        if not (value is None and name == "workers") and (
+                not isinstance(value, int) or isinstance(value, bool) or value < low):
+            raise OutputError(f"{name} {value!r} must be an integer >= {low}")
+    out_i, out_m = prepare_output_dirs(out_input_dir, out_mask_dir, create=False,
                                        forbidden=(dataset.input_dir, dataset.mask_dir))
-    manifest = Path(manifest) if manifest is not None else out_i.parent / MANIFEST_NAME
-    if manifest.is_dir():
-        raise OutputError(f"manifest path {manifest} is a folder")
+    manifest = check_manifest(manifest if manifest is not None else out_i.parent / MANIFEST_NAME,
+                              outputs=(out_i, out_m))
     if count == 0:
         return GenerateSummary(0, 0, 0, manifest)
+    prepare_output_dirs(out_i, out_m)
     with folder_lock(out_i):  # one export or generate at a time writes into these folders
-        for folder in (out_i, out_m):
+        for folder in (out_i, out_m, manifest.parent):
             remove_stale_temp_files(folder)  # left by a killed run; live writers' are kept
-        results = _make_all(dataset, out_i, out_m, count=count, seed=seed, options=options,
-                            workers=workers, progress=progress)
-        return _finish(results, manifest, count=count, seed=seed)
+        results, stopped = _make_all(dataset, out_i, out_m, count=count, seed=seed,
+                                     options=options, workers=workers, progress=progress)
+        summary = _finish(results, manifest, count=count, seed=seed)
+        if stopped == _INTERRUPTED:
+            raise KeyboardInterrupt
+        if stopped == _DISK_FULL:
+            raise DiskFullError(f"the disk holding {out_i} or {out_m} is full: {summary.written} "
+                                "written and listed in the manifest; free some space and run "
+                                "the same command again to complete the batch")
+        return summary
 
 
 def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: int,
               options: SamplingOptions, workers: int | None,
-              progress: Progress | None) -> list[tuple[int, Recipe, str, str, dict, Draw]]:
-    """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make)."""
+              progress: Progress | None) -> tuple[list[tuple[int, Recipe, str, str, dict, Draw]], int]:
+    """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make).
+
+    Returns the results of the samples made and why the run stopped early (0: it did not).
+    """
     present = set(os.listdir(out_i)) | set(os.listdir(out_m))
     can_fork = "fork" in multiprocessing.get_all_start_methods()
     if workers is None:
@@ -232,7 +296,7 @@ def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: i
                       "lacks (Windows); generating in one process", PoissonBlendWarning, stacklevel=3)
         n_workers = 1
     ctx = multiprocessing.get_context("fork" if n_workers > 1 else None)
-    queue = _Queue(ctx, _chunks(range(count)))
+    queue = _Queue(ctx, count)
 
     def report() -> None:
         if progress is not None:
@@ -247,10 +311,12 @@ def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: i
         # Each slice is decoded once, by whichever process needs it first, for all of them.
         with dataset.shared_decoding():
             # The parent is one of the workers: it forks the others and works alongside them.
-            pool = (ctx.Pool(n_workers - 1, initializer=_leave_interrupts_to_the_parent)
+            pool = (ctx.Pool(n_workers - 1, initializer=_start_worker, initargs=(os.getpid(),))
                     if n_workers > 1 else None)
             try:
-                return sorted(_make_everywhere(pool, n_workers - 1, report))
+                with _stop_on_signals(queue):
+                    results = _make_everywhere(pool, n_workers - 1, report)
+                return sorted(results), queue.stop_reason
             finally:
                 if pool is not None:
                     pool.terminate()

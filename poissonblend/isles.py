@@ -75,6 +75,7 @@ from scipy import ndimage
 
 from .errors import ImportError_, OutputError, PoissonBlendWarning
 from .io import encode_png, remove_stale_temp_files, same_pixels, slice_name, write_pair
+from .machine import end_with_parent
 from .output import prepare_output_dirs
 
 __all__ = [
@@ -704,7 +705,8 @@ def import_isles(root: str | os.PathLike, out_dir: str | os.PathLike, *,
             if progress is not None:
                 progress(len(results), total)
     else:
-        pool = ProcessPoolExecutor(max_workers=min(workers, total))
+        pool = ProcessPoolExecutor(max_workers=min(workers, total), initializer=end_with_parent,
+                                   initargs=(os.getpid(),))
         failed = total  # position of the earliest case known to have failed
         try:
             futures = [pool.submit(import_case, case, out_dir, skip_empty=skip_empty)

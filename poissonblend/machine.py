@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
@@ -44,3 +45,25 @@ def usable_cpus() -> int:
         if quota > 0 and period > 0:  # v1 says -1 for no quota
             n = min(n, -(-quota // period))  # 1.5 CPUs: 2 processes still get more done than 1
     return max(1, n)
+
+
+PR_SET_PDEATHSIG = 1
+"""Linux prctl(2) option: the signal a process receives when the thread that forked it ends."""
+
+
+def end_with_parent(parent_pid: int) -> None:
+    """In a forked worker: end this process as soon as its parent dies, even by ``kill -9``.
+
+    Linux delivers SIGKILL to it when the parent goes (``prctl(PR_SET_PDEATHSIG)``);
+    if the parent died before that was set up, the worker ends now. Elsewhere
+    (no prctl) nothing changes. Pass it as a pool's ``initializer`` with
+    ``initargs=(os.getpid(),)``.
+    """
+    try:
+        import ctypes  # only workers pay for it
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)

@@ -11,7 +11,8 @@ import contextlib
 import csv
 import io as _io
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Iterable, Literal
 
@@ -21,7 +22,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 from .errors import OutputError
-from .io import atomic_write_bytes, encode_png, same_pixels, slice_name, write_pair
+from .io import (atomic_write_bytes, disk_error_message, encode_png, same_pixels, slice_name,
+                 write_pair)
 from .recipe import Recipe, Sample
 
 WriteStatus = Literal["written", "skipped"]
@@ -38,6 +40,15 @@ SOURCE_COLUMNS = ("method", "source_case", "target_case")
 PLAUSIBILITY_COLUMNS = ("source_level", "target_level", "level_shift", "tissue_ratio")
 """Quality fields added later: empty for a candidate queued before they existed."""
 MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS + SOURCE_COLUMNS + PLAUSIBILITY_COLUMNS
+MANIFEST_SIGNATURE = ("case_id", "source_file", "lesion_index", "target_file", "x", "y", "mode",
+                      "scale", "rotation", "flips", "margin", "seed", "sample_index", "lesion_area",
+                      "contrast_source", "contrast_result", "contrast_transferred",
+                      "seam_gradient", "brain_fraction", "changed_fraction", "score")
+"""The first columns of every manifest poissonblend ever wrote, in this order (never change it;
+new columns are appended after them). A CSV whose header does not start with exactly these is
+not ours, and is never merged into or replaced."""
+MANIFEST_LOCK_SECONDS = 60
+"""How long a manifest merge waits for another run's merge into the same folder."""
 
 
 def prepare_output_dirs(out_input_dir: Path, out_mask_dir: Path, *,
@@ -163,44 +174,141 @@ def manifest_row(case_id: str, recipe: Recipe, quality: dict, *, seed: int | Non
     return row
 
 
+def _manifest_header(path: Path) -> list[str] | None:
+    """The header of the manifest at `path` (None if there is no file).
+
+    Raises
+    ------
+    OutputError
+        If `path` is a folder, unreadable, or a file that is not a poissonblend
+        manifest (its header does not start with :data:`MANIFEST_SIGNATURE`).
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise OutputError(f"manifest path {path} is a folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot read manifest {path} ({disk_error_message(exc)})") from None
+    except (UnicodeDecodeError, csv.Error):
+        header = []
+    if tuple(header[:len(MANIFEST_SIGNATURE)]) != MANIFEST_SIGNATURE or len(set(header)) != len(header):
+        raise OutputError(f"{path} exists and is not a poissonblend manifest (its first line is not "
+                          "the manifest's columns); refusing to change it: choose another --manifest")
+    return header
+
+
+def check_manifest(path: str | os.PathLike, *, outputs: Iterable[Path] = ()) -> Path:
+    """Check that a manifest may be written at `path` before a run writes anything; return it.
+
+    Raises
+    ------
+    OutputError
+        If `path` is a folder, inside one of the output folders `outputs` (the
+        training code would read it as data), or an existing file that is not
+        a poissonblend manifest.
+    """
+    path = Path(path).resolve()
+    if path.parent in {Path(p).resolve() for p in outputs}:
+        raise OutputError(f"manifest {path} must not be inside an output folder "
+                          "(the training code would read it as data)")
+    _manifest_header(path)
+    return path
+
+
 def read_manifest(path: Path) -> list[dict]:
-    """Rows of an existing manifest CSV ([] if there is none)."""
-    try:
-        with open(path, newline="") as fh:
-            return list(csv.DictReader(fh))
-    except FileNotFoundError:
-        return []
+    """Rows of an existing manifest CSV ([] if there is none).
+
+    Raises
+    ------
+    OutputError
+        If the file is not a poissonblend manifest (see :data:`MANIFEST_SIGNATURE`).
+    """
+    return _read_manifest(path)[1]
 
 
-def _manifest_columns(path: Path) -> list[str]:
+def _read_manifest(path: Path) -> tuple[list[str], list[dict]]:
+    """Header and rows of the manifest at `path` (([], []) if there is none); checked as above."""
+    header = _manifest_header(path)
+    if header is None:
+        return [], []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return header, list(csv.DictReader(fh))
+
+
+@contextlib.contextmanager
+def manifest_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the manifest's folder while a run merges into the manifest.
+
+    Two runs (e.g. ``generate`` into sibling folders) sharing one manifest then
+    merge one after the other instead of each dropping the other's rows. The
+    lock is on the folder (flock), so no lock file is left; the kernel releases
+    it when the process dies.
+
+    Raises
+    ------
+    OutputError
+        If another run holds it for longer than :data:`MANIFEST_LOCK_SECONDS`.
+    """
+    if fcntl is None:  # pragma: no cover - Windows: no cross-process lock
+        yield
+        return
     try:
-        with open(path, newline="") as fh:
-            return next(csv.reader(fh), [])
-    except FileNotFoundError:
-        return []
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError as exc:
+        raise OutputError(f"cannot open the folder of manifest {path} ({disk_error_message(exc)})") from None
+    try:
+        deadline = time.monotonic() + MANIFEST_LOCK_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise OutputError(f"another run has been writing manifest {path} for "
+                                      f"{MANIFEST_LOCK_SECONDS} s; try again later") from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(fd)
 
 
 def write_manifest(path: Path, rows: list[dict], *, columns: tuple[str, ...] = MANIFEST_COLUMNS,
-                   merge: bool = True) -> Path:
+                   merge: bool = True, drop: Collection[str] = ()) -> Path:
     """Write the manifest CSV atomically, one row per case id, sorted by case id.
 
     With `merge`, rows already in the file for other case ids are kept (and so
-    are its extra columns, e.g. an export's decision columns), so the manifest
-    describes every case poissonblend wrote into the folders.
+    are its extra columns, e.g. an export's decision columns), except those of
+    the case ids in `drop`, so the manifest describes every case poissonblend
+    wrote into the folders. Reading, merging and writing happen under
+    :func:`manifest_lock`, so concurrent runs lose no rows. Only a poissonblend
+    manifest is ever merged into or replaced.
+
+    Raises
+    ------
+    OutputError
+        If `path` is a folder, an existing file that is not a poissonblend
+        manifest, or cannot be written (its folder is created if missing).
     """
     path = Path(path)
-    if path.exists() and path.is_dir():
-        raise OutputError(f"manifest path {path} is a folder")
-    merged = {r["case_id"]: r for r in (read_manifest(path) if merge else [])}
-    if merge:
-        columns = tuple(columns) + tuple(c for c in _manifest_columns(path) if c not in columns)
-    for row in rows:
-        merged[row["case_id"]] = {**merged.get(row["case_id"], {}), **row}
-    buf = _io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for case_id in sorted(merged):
-        writer.writerow(merged[case_id])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buf.getvalue().encode())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder of manifest {path} ({disk_error_message(exc)})") from None
+    with manifest_lock(path):
+        header, existing = _read_manifest(path)
+        merged = {r["case_id"]: r for r in existing if r["case_id"] not in drop} if merge else {}
+        if merge:
+            columns = tuple(columns) + tuple(c for c in header if c not in columns)
+        for row in rows:
+            merged[row["case_id"]] = {**merged.get(row["case_id"], {}), **row}
+        buf = _io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        for case_id in sorted(merged):
+            writer.writerow(merged[case_id])
+        atomic_write_bytes(path, buf.getvalue().encode())
     return path

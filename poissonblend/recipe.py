@@ -236,8 +236,9 @@ class SamplingOptions:
         lo, hi = self.scale_range
         if not (0.1 <= lo <= hi <= 10):
             raise RecipeError(f"scale range {self.scale_range} must satisfy 0.1 <= low <= high <= 10")
-        if self.rotation_range[0] > self.rotation_range[1]:
-            raise RecipeError(f"rotation range {self.rotation_range} must be (low, high)")
+        if not (math.isfinite(self.rotation_range[0]) and math.isfinite(self.rotation_range[1])
+                and self.rotation_range[0] <= self.rotation_range[1]):
+            raise RecipeError(f"rotation range {self.rotation_range} must be finite (low, high) degrees")
         check_margin(self.margin)
         if not (isinstance(self.min_area, int) and self.min_area >= 1):
             raise RecipeError(f"minimum lesion area {self.min_area!r} must be an integer >= 1 px")

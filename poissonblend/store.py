@@ -33,20 +33,23 @@ Schema (version :data:`SCHEMA_VERSION`)::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 from .dataset import Dataset, open_dataset
 from .errors import HoldoutError, PoissonBlendError, StoreError
 from .holdout import held_out_roles
+from .io import disk_error_message, disk_full, temp_path
 from .output import QUALITY_COLUMNS
 from .recipe import Recipe, Sample, SamplingOptions, draw_sample, render, sample_rng
 
@@ -273,8 +276,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         If the database was written by a newer poissonblend (higher version),
         or is not a poissonblend database.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(conn):
         version = schema_version(conn)
         if version > SCHEMA_VERSION:
             raise StoreError(f"the database has schema version {version}, newer than this "
@@ -286,10 +288,19 @@ def migrate(conn: sqlite3.Connection) -> int:
             for step in MIGRATIONS[version:]:
                 step(conn)
             conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    return version
+
+
+@contextlib.contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back if anything fails inside."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         conn.execute("COMMIT")
-        return version
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite ends it itself on some errors (e.g. a full disk)
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -356,6 +367,101 @@ def _check_quality(quality: object) -> dict:
     return quality
 
 
+def check_integrity(conn: sqlite3.Connection) -> None:
+    """Raise :class:`StoreError` if the database's pages are damaged (``PRAGMA quick_check``).
+
+    A few milliseconds for thousands of candidates (see README); run before
+    anything is written to or exported from a database.
+    """
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise StoreError(f"the database is damaged ({problems[0]}); nothing was written: restore "
+                         "it from a backup (sqlite3 .recover can save what is left)")
+
+
+def _database_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """One line for an SQLite error on `path`: full disk, read-only, damaged, or as SQLite says."""
+    text = str(exc)
+    if disk_full(exc):
+        return StoreError(f"{path}: {disk_error_message(exc)}")
+    if "readonly" in text:
+        return StoreError(f"{path} is read-only for this user: nothing can be recorded in it")
+    if "malformed" in text:
+        return StoreError(f"{path}: the database is damaged ({text}); restore it from a backup")
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreError(f"{path}: {text}")
+    return StoreError(f"{path}: not a usable poissonblend review database ({text})")
+
+
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """A connection with the busy timeout; `read_only`: one that never writes the file or its folder.
+
+    A WAL database in a folder the user may not write, without its ``-shm``
+    file, cannot be read the usual way (SQLite must create that file); it is
+    then read as immutable, which is right for a database nobody may change
+    from here.
+    """
+    uri = str(path)
+    if read_only:
+        shm = Path(f"{path}-shm").exists() or os.access(path.parent, os.W_OK)
+        uri = f"file:{quote(str(path))}?{'mode=ro' if shm else 'immutable=1'}"
+    try:
+        conn = sqlite3.connect(uri, uri=read_only, timeout=BUSY_TIMEOUT_MS / 1000,
+                               isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    except sqlite3.DatabaseError as exc:
+        raise _database_error(path, exc) from None
+    return conn
+
+
+def _bind(conn: sqlite3.Connection, dataset: Dataset) -> dict[str, str]:
+    """Record `dataset` in the meta table unless another process did first; return the meta."""
+    with immediate_transaction(conn):
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        if not meta:
+            meta = {"input_dir": str(dataset.input_dir), "mask_dir": str(dataset.mask_dir),
+                    "dataset_identity": dataset.identity, "created_at": _now()}
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+    return meta
+
+
+def _create_database(path: Path, dataset: Dataset, *, create_folders: bool) -> None:
+    """Make a new review database at `path`, whole: built in a temp file, then linked into place.
+
+    Linking never replaces a file: if another process made `path` meanwhile,
+    that one is kept (and opened by the caller).
+    """
+    if not path.parent.is_dir():
+        if not create_folders:
+            raise StoreError(f"cannot create {path}: its folder {path.parent} does not exist "
+                             "(create it first)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create folder {path.parent} ({disk_error_message(exc)})") from None
+    tmp = temp_path(path)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = MEMORY")  # no journal file beside the temp file
+            migrate(conn)
+            _bind(conn, dataset)
+        finally:
+            conn.close()
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # made by another process at the same moment: use that one
+    except sqlite3.DatabaseError as exc:
+        raise _database_error(path, exc) from None
+    except OSError as exc:
+        raise StoreError(f"cannot create {path} ({disk_error_message(exc)})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class Store:
     """A review database bound to one dataset. Use :meth:`Store.open`.
 
@@ -378,6 +484,7 @@ class Store:
         self._dataset = dataset
         self._meta = meta
         self._allow_other = allow_other_dataset
+        self._read_only = False  # set by open: the user may not write the file or its folder
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -387,14 +494,22 @@ class Store:
 
     @classmethod
     def open(cls, path: str | os.PathLike | None, dataset: Dataset | None = None, *,
-             allow_other_dataset: bool = False) -> "Store":
+             allow_other_dataset: bool = False, create_folders: bool = False) -> "Store":
         """Create or open a review database.
+
+        An existing file is used only if it is a poissonblend review database
+        (checked before anything is written to it, so another program's file,
+        or an empty one, is left byte-identical) whose pages are intact
+        (``PRAGMA quick_check``). A new database is built in a temp file and
+        linked into place whole, so no other file is ever replaced. A
+        database the user may not write (file or folder read-only) opens
+        read-only: reading works, writing raises :class:`StoreError`.
 
         Parameters
         ----------
         path : path or None
             The SQLite file; None means :func:`default_store_path` of `dataset`.
-            Created (with its folder) if missing and `dataset` is given.
+            Created if missing and `dataset` is given.
         dataset : Dataset, optional
             The dataset candidates come from. Without it the file must exist;
             the recorded dataset is opened lazily when first needed
@@ -402,13 +517,17 @@ class Store:
         allow_other_dataset : bool
             Use the database although it was made for other folders or other
             file contents (the recorded dataset is not changed).
+        create_folders : bool
+            Create the missing folders of a new database's path (otherwise its
+            folder must exist).
 
         Raises
         ------
         StoreError
-            If `path` is a folder or not a poissonblend database, was written by a
-            newer version, does not exist and no `dataset` was given, or was
-            made for another dataset (different folders or
+            If `path` is a folder or not a poissonblend database, is damaged,
+            was written by a newer version, does not exist and no `dataset` was
+            given (or its folder does not exist and not `create_folders`), or
+            was made for another dataset (different folders or
             :attr:`Dataset.identity`) and `allow_other_dataset` is False.
         """
         if path is None:
@@ -425,45 +544,38 @@ class Store:
         if not path.exists():
             if dataset is None:
                 raise StoreError(f"no review database at {path} (queue candidates first)")
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create folder {path.parent} ({exc.strerror})") from None
+            _create_database(path, dataset, create_folders=create_folders)
+        read_only = not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+        conn = _connect(path, read_only=read_only)
         try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{path}: cannot open the review database ({exc})") from None
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"{path}: the database cannot use WAL mode (journal mode {mode}); "
-                                 "put it on a local disk")
-            try:
+            version = schema_version(conn)  # reads only: another program's file stays as it was
+            if version == 0:
+                raise StoreError("the file holds no tables: it is not a poissonblend review "
+                                 "database (refusing to turn it into one)")
+            check_integrity(conn)
+            if version != SCHEMA_VERSION and not read_only:
                 migrate(conn)
-            except StoreError as exc:
-                raise StoreError(f"{path}: {exc}") from None
+            elif version > SCHEMA_VERSION:
+                migrate(conn)  # raises: newer than this poissonblend
+            if not read_only and conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"the database cannot use WAL mode (journal mode {mode}); "
+                                     "put it on a local disk")
             meta = dict(conn.execute("SELECT key, value FROM meta"))
-            if not meta and dataset is not None:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    meta = dict(conn.execute("SELECT key, value FROM meta"))
-                    if not meta:  # another process may have bound it meanwhile
-                        meta = {"input_dir": str(dataset.input_dir), "mask_dir": str(dataset.mask_dir),
-                                "dataset_identity": dataset.identity, "created_at": _now()}
-                        conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            if not meta and dataset is not None and not read_only:  # made by an early version
+                meta = _bind(conn, dataset)
+        except StoreError as exc:
+            raise StoreError(f"{path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: not a usable poissonblend review database ({exc})") from None
+            raise _database_error(path, exc) from None
         finally:
             conn.close()
         if not meta:
             raise StoreError(f"{path}: the review database records no dataset; "
                              "open it with the dataset once")
         store = cls(path, dataset, meta, allow_other_dataset)
+        store._read_only = read_only
         if dataset is not None:
             store._check_dataset(dataset)
         return store
@@ -583,38 +695,36 @@ class Store:
             self._dataset = dataset
 
     def _connect(self) -> sqlite3.Connection:
+        conn = _connect(self.path, read_only=self._read_only)
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the review database ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise _database_error(self.path, exc) from None
         return conn
 
     def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
         conn = self._connect()
         try:
             return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise _database_error(self.path, exc) from None
         finally:
             conn.close()
 
     def _write(self, fn: Callable[[sqlite3.Connection], object]) -> object:
         """Run `fn(conn)` in one short ``BEGIN IMMEDIATE`` transaction."""
+        if self._read_only:
+            raise StoreError(f"{self.path} is read-only for this user: nothing can be recorded "
+                             "in it (ask its owner, or copy it)")
         conn = self._connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate_transaction(conn):
                 result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return result
-        except sqlite3.OperationalError as exc:  # e.g. still locked after the busy timeout
-            raise StoreError(f"{self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:  # e.g. still locked after the busy timeout, disk full
+            raise _database_error(self.path, exc) from None
         finally:
             conn.close()
 
@@ -997,6 +1107,10 @@ class Store:
             self.get(candidate_id)
             rows = self._read(sql + " WHERE candidate_id = ? ORDER BY id", (candidate_id,))
         return [DecisionRecord(*r) for r in rows]
+
+    def last_id(self) -> int:
+        """The highest candidate id (0 when there is none); ids run from 1 up."""
+        return int(self._read("SELECT coalesce(max(id), 0) FROM candidates")[0][0])
 
     def batches(self) -> list[str]:
         """Batch labels, in the order their first candidate was stored."""

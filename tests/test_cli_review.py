@@ -140,7 +140,7 @@ def test_queue_invalid_input(queued, training_set, tmp_path, capsys):
     code, _, err = run(capsys, "queue", "--db", str(queued), "--input-dir", str(training_set[0]),
                        "--mask-dir", str(training_set[1]), "--count", "-1")
     assert code == 2
-    assert_one_error_line(err, "count -1 must be an integer >= 0")
+    assert_one_error_line(err, "--count: -1 must be >= 0")
     code, out, _ = run(capsys, "queue", "--db", str(queued), "--input-dir", str(other[0]),
                        "--mask-dir", str(other[1]), "--count", "1", "--allow-other-dataset")
     assert code == 0 and "(1 new)" in out

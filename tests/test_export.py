@@ -23,7 +23,7 @@ from poissonblend.dataset import open_dataset
 from poissonblend.errors import OutputError
 from poissonblend.export import (EXPORT_MANIFEST_COLUMNS, MANIFEST_NAME, ExportSummary, export,
                                  export_zip)
-from poissonblend.io import encode_png
+from poissonblend.io import encode_png, temp_path
 from poissonblend.output import MANIFEST_COLUMNS, sample_paths
 from poissonblend.recipe import Recipe, render
 from poissonblend.store import Store, sample_digest
@@ -221,16 +221,20 @@ def test_leftovers_of_a_killed_run_are_repaired(store, out):
     out_m.mkdir(parents=True)
     accepted = store.candidates(state="accepted")
     rejected = store.candidates(state="rejected")[0]
-    temps = [out_i / ".slice_pbx_0000.png.abc.tmp", out_m / ".slice_pbx_0000.png.def.tmp",
-             out_i.parent / f".{MANIFEST_NAME}.xyz.tmp"]
+    temps = [temp_path(out_i / "slice_pbx_0000.png"), temp_path(out_m / "slice_pbx_0000.png"),
+             temp_path(out_i.parent / MANIFEST_NAME)]  # ours, of this (not writing) process
     for t in temps:
         t.write_bytes(b"half")
+    theirs = out_i / ".slice_pbx_0000.png.abc.tmp"  # not named as ours: left alone
+    theirs.write_bytes(b"someone else's")
     # Killed between the mask and the image rename: a mask without its image.
     sample_paths(accepted[0].case_id, *out)[1].write_bytes(encode_png(render(store.dataset, accepted[0].recipe).mask))
     lone = sample_paths(rejected.case_id, *out)[1]
     lone.write_bytes(encode_png(render(store.dataset, rejected.recipe).mask))
     summary = export(store, *out)
     assert set(summary.repaired) == set(temps) | {lone}
+    assert theirs.read_bytes() == b"someone else's"
+    theirs.unlink()
     assert summary.written == 8
     assert_complete(store, *out)
 

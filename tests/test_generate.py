@@ -28,6 +28,7 @@ from poissonblend.demo import make_demo
 from poissonblend.errors import OutputError, PoissonBlendWarning
 from poissonblend import dataset as dataset_module
 from poissonblend.generate import generate
+from poissonblend.output import MANIFEST_COLUMNS
 
 
 def run_generate(training_set, out: Path, *extra: str) -> int:
@@ -170,8 +171,9 @@ def test_no_traceback_from_a_subprocess(training_set, tmp_path):
 
 
 def test_generate_keeps_other_columns_of_a_shared_manifest(training_set, tmp_path):
-    manifest = tmp_path / "poissonblend_manifest.csv"
-    manifest.write_text("case_id,decision,reviewer\npbexported01,accepted,ana\n")
+    manifest = tmp_path / "poissonblend_manifest.csv"  # as an export wrote it: its columns + more
+    columns = [*MANIFEST_COLUMNS, "decision", "reviewer"]
+    manifest.write_text(",".join(columns) + "\npbexported01" + "," * (len(columns) - 3) + ",accepted,ana\n")
     assert run_generate(training_set, tmp_path, "--count", "3") == 0
     with open(manifest) as fh:
         rows = {r["case_id"]: r for r in csv.DictReader(fh)}

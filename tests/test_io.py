@@ -77,22 +77,20 @@ def test_stale_temp_file_of_a_dead_process_with_the_same_pid_is_skipped(tmp_path
 
 
 def test_stale_temp_cleanup_spares_live_writers(tmp_path):
-    import os
     import subprocess
     import sys
 
-    from poissonblend.io import remove_stale_temp_files
+    from poissonblend.io import remove_stale_temp_files, temp_path
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        keep = tmp_path / f".a.png.{live.pid}-1-0.tmp"
-        stale = [tmp_path / f".b.png.{dead}-1-0.tmp", tmp_path / ".manifest.csv.xyz.tmp",
-                 tmp_path / f".c.png.{os.getpid()}-1-0.tmp"]
-        for p in [keep, *stale]:
+        keep = [temp_path(tmp_path / "a.png", pid=live.pid), tmp_path / ".manifest.csv.xyz.tmp"]
+        stale = [temp_path(tmp_path / "b.png", pid=int(dead)), temp_path(tmp_path / "c.png")]
+        for p in [*keep, *stale]:
             p.write_bytes(b"x")
         assert sorted(remove_stale_temp_files(tmp_path)) == sorted(stale)
-        assert keep.exists() and not any(p.exists() for p in stale)
+        assert all(p.exists() for p in keep) and not any(p.exists() for p in stale)
     finally:
         live.kill()
         live.wait()

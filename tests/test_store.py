@@ -31,7 +31,7 @@ def db_path(tmp_path) -> Path:
 
 @pytest.fixture
 def store(db_path, dataset) -> Store:
-    return Store.open(db_path, dataset)
+    return Store.open(db_path, dataset, create_folders=True)
 
 
 @pytest.fixture

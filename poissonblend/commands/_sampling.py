@@ -8,6 +8,7 @@ from ..dataset import MIN_TARGET_TISSUE
 from ..holdout import read_holdout
 from ..poisson import MODES
 from ..recipe import MAX_LESION_FRACTION, MAX_LEVEL_SHIFT, METHODS, SamplingOptions
+from ._args import finite_float, int_in
 
 
 def _level_shift(text: str) -> float | None:
@@ -26,14 +27,14 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     --max-lesion-fraction, --min-target-tissue)."""
     p.add_argument("--mode", choices=MODES, default="normal",
                    help="guidance: source gradients (normal) or the stronger of source/target (mixed)")
-    p.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
+    p.add_argument("--scale", type=finite_float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
                    help="lesion scale drawn uniformly from [LOW, HIGH] (default 1 1)")
-    p.add_argument("--rotation", type=float, nargs=2, default=(0.0, 0.0), metavar=("LOW", "HIGH"),
+    p.add_argument("--rotation", type=finite_float, nargs=2, default=(0.0, 0.0), metavar=("LOW", "HIGH"),
                    help="lesion rotation in degrees drawn from [LOW, HIGH] (default 0 0)")
     p.add_argument("--flip", action="store_true", help="flip lesions left-right / top-bottom at random")
-    p.add_argument("--margin", type=int, default=6,
+    p.add_argument("--margin", type=int_in(0), default=6,
                    help="px the Poisson region extends around the lesion (4-32, default 6)")
-    p.add_argument("--min-area", type=int, default=1, metavar="PX",
+    p.add_argument("--min-area", type=int_in(1), default=1, metavar="PX",
                    help="draw only source lesions of at least PX pixels (default 1: all)")
     p.add_argument("--allow-overlap", action="store_true",
                    help="allow placing over the target's own lesions")

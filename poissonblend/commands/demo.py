@@ -27,31 +27,20 @@ from ..demo import (DEFAULT_CASES, DEFAULT_SEED, DEFAULT_SIZE, DEFAULT_SLICES, M
 from ..errors import OutputError
 from ..io import read_gray_png
 from ..lesions import label_lesions
-
-
-def _int_in(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
-        return value
-    return parse
+from ._args import int_in
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="folder to write; the set goes to DIR/input and DIR/mask "
                              "(created if missing; must not be a file)")
-    parser.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=DEFAULT_SEED, metavar="S",
+    parser.add_argument("--seed", type=int_in(0, 2**63 - 1), default=DEFAULT_SEED, metavar="S",
                         help=f"random seed, >= 0 (default {DEFAULT_SEED})")
-    parser.add_argument("--cases", type=_int_in(1, 9999), default=DEFAULT_CASES, metavar="N",
+    parser.add_argument("--cases", type=int_in(1, 9999), default=DEFAULT_CASES, metavar="N",
                         help=f"number of cases, ids 0001, 0002, ... (default {DEFAULT_CASES})")
-    parser.add_argument("--slices", type=_int_in(1, 9999), default=DEFAULT_SLICES, metavar="N",
+    parser.add_argument("--slices", type=int_in(1, 9999), default=DEFAULT_SLICES, metavar="N",
                         help=f"axial slices per case, bottom to top (default {DEFAULT_SLICES})")
-    parser.add_argument("--size", type=_int_in(MIN_SIZE, MAX_SIZE), default=DEFAULT_SIZE,
+    parser.add_argument("--size", type=int_in(MIN_SIZE, MAX_SIZE), default=DEFAULT_SIZE,
                         metavar="PX", help=f"slice width and height in pixels, {MIN_SIZE}-{MAX_SIZE} "
                                            f"(default {DEFAULT_SIZE})")
 

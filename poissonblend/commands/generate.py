@@ -14,6 +14,7 @@ import argparse
 from ..dataset import open_dataset
 from ..generate import generate
 from ..machine import usable_cpus
+from ._args import int_in
 from ._progress import progress_bar
 from ..holdout import warn_unknown_cases
 from ._sampling import add_sampling_arguments, sampling_options
@@ -24,10 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-dir", required=True, help="folder of masks with the same file names")
     p.add_argument("--out-input-dir", required=True, help="output folder for blended images")
     p.add_argument("--out-mask-dir", required=True, help="output folder for their masks (0/255)")
-    p.add_argument("--count", type=int, required=True, help="number of samples to draw (0: nothing)")
-    p.add_argument("--seed", type=int, default=0, help="batch seed (default 0)")
+    p.add_argument("--count", type=int_in(0), required=True, help="number of samples to draw (0: nothing)")
+    p.add_argument("--seed", type=int_in(0), default=0, help="batch seed, >= 0 (default 0)")
     add_sampling_arguments(p)
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=int_in(1), default=None,
                    help=f"worker processes (default: the CPUs this process may use, {usable_cpus()} "
                         "here); the output is the same for any number")
     p.add_argument("--manifest", help="manifest CSV path (default OUT_INPUT_DIR/../poissonblend_manifest.csv)")

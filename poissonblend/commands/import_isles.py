@@ -35,17 +35,8 @@ import argparse
 
 from ..isles import MODALITIES, import_isles
 from ..machine import usable_cpus
+from ._args import int_in
 from ._progress import progress_bar
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="fail on a case without the chosen modality or mask instead "
                              "of skipping it with a warning")
-    parser.add_argument("--workers", type=_positive_int, default=None, metavar="K",
+    parser.add_argument("--workers", type=int_in(1), default=None, metavar="K",
                         help="cases imported in parallel processes (default: the CPUs this "
                              f"process may use, {usable_cpus()} here)")
 

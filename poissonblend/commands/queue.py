@@ -21,17 +21,18 @@ from ..errors import PoissonBlendWarning
 from ..holdout import warn_unknown_cases
 from ..store import Store
 from .status import format_counts
+from ._args import int_in
 from ._progress import progress_bar
 from ._sampling import add_sampling_arguments, sampling_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", required=True, help="review database file (SQLite; created if missing)")
+    p.add_argument("--db", required=True, help="review database file (SQLite; created, with its folder, if missing)")
     p.add_argument("--input-dir", required=True, help="folder of input slices (8-bit grey PNG)")
     p.add_argument("--mask-dir", required=True, help="folder of masks with the same file names")
-    p.add_argument("--count", type=int, required=True, help="number of candidates to draw")
-    p.add_argument("--seed", type=int, default=0, help="batch seed (default 0)")
-    p.add_argument("--start", type=int, default=0,
+    p.add_argument("--count", type=int_in(0), required=True, help="number of candidates to draw")
+    p.add_argument("--seed", type=int_in(0), default=0, help="batch seed, >= 0 (default 0)")
+    p.add_argument("--start", type=int_in(0), default=0,
                    help="index of the first sample (queue more of a batch: --start previous count)")
     p.add_argument("--batch", help="batch label (default seed-<SEED>)")
     add_sampling_arguments(p)
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     options = sampling_options(args)
     dataset = open_dataset(args.input_dir, args.mask_dir)
     warn_unknown_cases(dataset, options.holdout)
-    store = Store.open(args.db, dataset, allow_other_dataset=args.allow_other_dataset)
+    store = Store.open(args.db, dataset, allow_other_dataset=args.allow_other_dataset,
+                       create_folders=True)
     if args.holdout:
         _record_holdout(store, options.holdout)
     before = store.counts()["total"]
