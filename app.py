@@ -1,7 +1,8 @@
 """PoissonBlend curation app: compose, review, gallery, export, stats.
 
 Run ``streamlit run app.py`` (opens on the bundled demo set) or
-``streamlit run app.py -- --input-dir I --mask-dir M [--db DB] [--data-dir D]``.
+``streamlit run app.py -- --input-dir I --mask-dir M [--db DB] [--data-dir D] [--root R]``
+(``--root``: every path the app reads or writes must lie in R).
 
 This entry script is the router: it resolves the dataset (command line, else
 the folders remembered from the sidebar, else the demo set generated into the

@@ -32,6 +32,8 @@ ISLES_SKIP_EMPTY = "sb_isles_skip_empty"
 ISLES_RUN = "sb_isles_run"
 ISLES_RESULT = "sb_isles_result"     # str | None: summary line of the last import
 PENDING = "sb_pending"               # dict | None: folders to show in the inputs next run
+CONFIRM = "sb_confirm"               # dict | None: configuration whose database folder is to be made
+CREATE, CANCEL = "sb_create", "sb_cancel"  # buttons of that question
 
 ORIGIN_TEXT = {"command line": "Folders given on the command line.",
                "remembered": "The folders chosen last time (remembered).",
@@ -39,11 +41,31 @@ ORIGIN_TEXT = {"command line": "Folders given on the command line.",
                "ISLES 2022 import": "Imported from ISLES 2022."}
 
 
+def missing_db_folder(db: str) -> Path | None:
+    """The folder a typed database path needs that does not exist yet (None if none is missing,
+    or the path is unusable anyway: opening it says why)."""
+    if not db:
+        return None
+    try:
+        folder = cx.confined(db).parent
+    except PoissonBlendError:
+        return None
+    return None if folder.is_dir() else folder
+
+
 def _open_from_sidebar() -> None:
     ss = st.session_state
     config = {"input_dir": ss[INPUT_DIR].strip(), "mask_dir": ss[MASK_DIR].strip(),
               "db": ss[DB].strip(), "origin": "sidebar", "allow_other_dataset": bool(ss[ALLOW_OTHER])}
-    _activate_and_remember(cx.try_open(config))
+    ss[CONFIRM] = config if missing_db_folder(config["db"]) else None
+    if ss[CONFIRM] is None:  # else the user is asked first
+        _activate_and_remember(cx.try_open(config))
+
+
+def _create_and_open() -> None:
+    config = st.session_state[CONFIRM]
+    st.session_state[CONFIRM] = None
+    _activate_and_remember(cx.try_open({**config, "create_folders": True}))
 
 
 def _open_demo() -> None:
@@ -83,7 +105,7 @@ def _init_state() -> None:
                        INPUT_DIR: active.get("input_dir", ""), MASK_DIR: active.get("mask_dir", ""),
                        DB: active.get("db", ""), ALLOW_OTHER: False, ISLES_ROOT: "",
                        ISLES_OUT: str(cx.data_dir() / "isles2022"), ISLES_MODALITY: "dwi",
-                       ISLES_SKIP_EMPTY: True, ISLES_RESULT: None}.items():
+                       ISLES_SKIP_EMPTY: True, ISLES_RESULT: None, CONFIRM: None}.items():
         ss.setdefault(key, value)
 
 
@@ -110,6 +132,8 @@ def dataset_panel(ctx: cx.Context | None) -> None:
         st.caption(cx.describe(ctx))
         for message in cx.dataset_warnings(ctx.config):
             st.warning(message, icon=":material/warning:")
+    if st.session_state[cx.ROOT_DIR]:
+        st.caption(f"Every folder and file must lie in `{cx.confined(st.session_state[cx.ROOT_DIR])}`.")
     if st.session_state[cx.OPEN_ERROR]:
         st.error(st.session_state[cx.OPEN_ERROR], icon=":material/error:")
     with st.form(FORM, border=False):
@@ -126,6 +150,15 @@ def dataset_panel(ctx: cx.Context | None) -> None:
                          "no longer render as reviewed.")
         st.form_submit_button("Open dataset", key=OPEN, on_click=_open_from_sidebar,
                               type="primary", width="stretch")
+    if st.session_state[CONFIRM]:
+        folder = missing_db_folder(st.session_state[CONFIRM]["db"])
+        st.warning(f"The folder {folder} of the review database does not exist. Create it and "
+                   "a new database there?", icon=":material/create_new_folder:")
+        left, right = st.columns(2)
+        left.button("Create", key=CREATE, on_click=_create_and_open, type="primary",
+                    width="stretch")
+        right.button("Cancel", key=CANCEL, on_click=st.session_state.__setitem__,
+                     args=(CONFIRM, None), width="stretch")
     left, right = st.columns(2)
     left.button("Demo dataset", key=DEMO, on_click=_open_demo, width="stretch")
     right.button("Re-index", key=RELOAD, on_click=_reload, width="stretch",
@@ -156,7 +189,8 @@ def isles_panel() -> None:
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    summary = import_isles(ss[ISLES_ROOT].strip(), ss[ISLES_OUT].strip(),
+                    summary = import_isles(cx.confined(ss[ISLES_ROOT].strip()),
+                                           cx.confined(ss[ISLES_OUT].strip()),
                                            modality=ss[ISLES_MODALITY], skip_empty=ss[ISLES_SKIP_EMPTY],
                                            progress=_progress)
             except PoissonBlendError as exc:
