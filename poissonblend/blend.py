@@ -87,11 +87,6 @@ class Quality:
     level_shift: float = 0.0
     tissue_ratio: float = 0.0
 
-    @property
-    def visible(self) -> bool:
-        """Whether the lesion arrived visibly (``changed_fraction >= VISIBLE_FRACTION``)."""
-        return self.changed_fraction >= VISIBLE_FRACTION
-
     def to_dict(self) -> dict:
         return dict(vars(self))
 

@@ -475,6 +475,11 @@ class Draw:
     redrawn: int = 0
     invisible: int = 0
 
+    def __iter__(self):
+        """Unpacks as ``sample, redrawn`` (what :func:`draw_sample` returned before it counted
+        invisible lesions)."""
+        return iter((self.sample, self.redrawn))
+
 
 def draw_sample(dataset: Dataset, rng: np.random.Generator | int,
                 options: SamplingOptions = SamplingOptions()) -> Draw:

@@ -148,7 +148,7 @@ def test_opencv_changes_only_the_lesion_box_and_its_mask_is_target_or_lesion(dat
 def test_transformed_recipes_render_with_opencv(dataset):
     options = SamplingOptions(method="opencv", scale_range=(1.5, 2.5), rotation_range=(-60, 60),
                               flip=True, mode="mixed")
-    sample = draw_sample(dataset, sample_rng(0, 1), options).sample
+    sample, _ = draw_sample(dataset, sample_rng(0, 1), options)
     again = render(dataset, Recipe.from_dict(sample.recipe.to_dict()))
     assert sample.recipe.method == "opencv" and sample.recipe.scale >= 1.5
     assert again.image.tobytes() == sample.image.tobytes()
@@ -183,8 +183,7 @@ def test_opencv_failure_is_typed_and_drawn_again(tmp_path):
     options = SamplingOptions(method="opencv")
     redraws = []
     for i in range(20):
-        draw = draw_sample(dataset, sample_rng(7, i), options)
-        sample, redrawn = draw.sample, draw.redrawn
+        sample, redrawn = draw_sample(dataset, sample_rng(7, i), options)
         # the same draws by hand: recipes from one stream until OpenCV takes one
         rng = sample_rng(7, i)
         manual = [sample_recipe(dataset, rng, options) for _ in range(redrawn + 1)]
