@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import streamlit as st
 from dataclasses import replace
 
+import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from poissonblend.blend import MAX_MARGIN, MIN_MARGIN, VISIBLE_FRACTION
@@ -81,158 +81,172 @@ def on_random() -> None:
 
 
 def save(decision: str) -> None:
+    """Store the current recipe (once) with `decision`; say what changed if it was decided before."""
+    reason = widgets.chosen_reason(REASON) if decision == "rejected" else None
     try:
         recipe = current_recipe()
         pictures.check_spot(ds, recipe)
-        candidate = ctx.store.add(recipe, batch="manual")
-        reason = widgets.chosen_reason(REASON) if decision == "rejected" else None
-        candidate = ctx.store.decide(candidate.id, decision, reason=reason, reviewer=context.reviewer())
+        before = ctx.store.add(recipe, batch="manual")
+        if (before.state, before.reason) == (decision, reason):
+            ss[LAST_SAVED] = ("info", f"Candidate #{before.id} is already **{decision}**"
+                              + (f" ({reason})" if reason else "") + "; nothing changed.")
+            return
+        after = ctx.store.decide(before.id, decision, reason=reason, reviewer=context.reviewer())
     except PoissonBlendError as exc:
         ss[LAST_SAVED] = ("error", str(exc))
         return
-    ss[LAST_SAVED] = ("ok", f"Stored candidate #{candidate.id} as **{candidate.state}**"
-                           + (f" ({candidate.reason})" if candidate.reason else ""))
+    now = f"**{after.state}**" + (f" ({after.reason})" if after.reason else "")
+    if before.state == "undecided":
+        ss[LAST_SAVED] = ("ok", f"Stored candidate #{after.id} as {now}.")
+    else:
+        was = f"**{before.state}**" + (f" ({before.reason})" if before.reason else "")
+        ss[LAST_SAVED] = ("warning", f"Candidate #{after.id} (this same recipe) was {was}; "
+                                     f"changed to {now}.")
 
 
-st.subheader("Compose a sample")
-holdout = ctx.store.holdout()
-if holdout:
-    st.caption(f"{len(holdout)} held-out case(s) left out of both pickers (sidebar).")
-
-# ---------------------------------------------------------------- pickers (full reruns)
-src_col, tgt_col = st.columns(2, gap="large")
-with src_col:
-    st.markdown("**1 · Source slice and lesion**")
-    sources = widgets.slice_filters(ds, only_key=SRC_ONLY_LESIONS, search_key=SRC_SEARCH,
-                               placeholder="e.g. 0003", holdout=holdout)
-    if not sources:
-        st.warning("No slice matches this search (held-out cases are left out).")
-        st.stop()
-    if ss.get(SOURCE) not in sources:
-        ss[SOURCE] = widgets.slice_with_largest_lesion(ds, sources)
-        on_source_change()
-    widgets.slice_selector(ds, "Source slice", SOURCE, sources, prev_key=SRC_PREV,
-                      next_key=SRC_NEXT, case_key=SRC_CASE, on_change=on_source_change)
-    lesions = ds.info(ss[SOURCE]).lesions
-    if not lesions:
-        st.warning("This slice has no lesion to take; choose another source.")
-        st.stop()
-    widgets.keep_choice(LESION, [les.index for les in lesions], widgets.largest_lesion(ds.info(ss[SOURCE])))
-    st.radio("Lesion (number on the image · area)", [les.index for les in lesions], key=LESION,
-             horizontal=True, format_func=lambda k: f"#{k} · {lesions[k].area} px",
-             persist_state="session")
-    st.caption(f"Level {ds.info(ss[SOURCE]).level:.2f} in its case (0 = first slice, 1 = last)")
-
-with tgt_col:
-    st.markdown("**2 · Target slice and spot**")
-    targets = widgets.slice_filters(ds, only_key=TGT_ONLY_LESIONS, search_key=TGT_SEARCH,
-                               placeholder="e.g. 0005", need_brain=True, holdout=holdout)
-    if not targets:
-        st.warning("No target slice (with brain) matches this search (held-out cases are left out).")
-        st.stop()
-    if ss.get(TARGET) not in targets:
-        ss[TARGET] = default_target(ds, ss[SOURCE], holdout=holdout)
-        if ss[TARGET] not in targets:  # the search leaves it out: the nearest level it lets through
-            source = ds.info(ss[SOURCE])
-            ss[TARGET] = min(targets, key=lambda n: (ds.info(n).case_id == source.case_id,
-                                                     abs(ds.info(n).level - source.level), n))
-        on_target_change()
-    widgets.slice_selector(ds, "Target slice", TARGET, targets, prev_key=TGT_PREV,
-                      next_key=TGT_NEXT, case_key=TGT_CASE, on_change=on_target_change)
-    shift = abs(ds.info(ss[TARGET]).level - ds.info(ss[SOURCE]).level)
-    level = f"Level {ds.info(ss[TARGET]).level:.2f} · {shift:.2f} from the source's"
-    st.caption(level if shift <= MAX_LEVEL_SHIFT + 1e-9 else
-               f":orange[{level}: more than {MAX_LEVEL_SHIFT}, the lesion moves up or down the head]")
-    st.caption("Click the target image to place the lesion's centre there.")
-
-
-# ---------------------------------------------------------------- preview (fragment reruns)
-@st.fragment
-def composer() -> None:
+def spot_recipe() -> tuple[Recipe | None, str | None]:
+    """The current recipe, a valid spot drawn first if there is none; or why there is no spot."""
     if ss[SPOT] is None:
         try:
-            ss[SPOT] = pictures.random_spot(ds, current_recipe(), ss[RANDOM_DRAWS])
+            valid = pictures.valid_spots(ctx.key, current_recipe((0, 0)).to_json(), ds)
+            ss[SPOT] = pictures.random_spot(valid, ss[RANDOM_DRAWS])
         except PoissonBlendError as exc:
-            ss[SPOT] = None
-            no_spot = str(exc)
-        else:
-            no_spot = None
-    else:
-        no_spot = None
-    recipe = current_recipe() if ss[SPOT] is not None else None
+            return None, str(exc)
+    return current_recipe(), None
 
-    img_src, img_tgt = st.columns(2, gap="large")
+
+@st.fragment
+def compose() -> None:
+    """The whole page in one fragment: a click or a setting reruns only this, not the sidebar."""
+    holdout = ctx.store.holdout()
+    if holdout:
+        st.caption(f"{context.plural(len(holdout), 'held-out case')} left out of both pickers "
+                   "(sidebar).")
+    # ------------------------------------------------------------ 1 · 2: pickers
+    src_col, tgt_col = st.columns(2, gap="large")
+    with src_col:
+        st.markdown("**1 · Source slice and lesion**")
+        sources = widgets.slice_filters(ds, only_key=SRC_ONLY_LESIONS, search_key=SRC_SEARCH,
+                                        placeholder="e.g. 0003", holdout=holdout)
+        if not sources:
+            st.warning("No slice matches this search (held-out cases are left out).")
+            return
+        if ss.get(SOURCE) not in sources:
+            ss[SOURCE] = widgets.slice_with_largest_lesion(ds, sources)
+            on_source_change()
+        widgets.slice_selector(ds, "Source slice", SOURCE, sources, prev_key=SRC_PREV,
+                               next_key=SRC_NEXT, case_key=SRC_CASE, on_change=on_source_change)
+        lesions = ds.info(ss[SOURCE]).lesions
+        if not lesions:
+            st.warning("This slice has no lesion to take; choose another source.")
+            return
+        widgets.keep_choice(LESION, [les.index for les in lesions],
+                            widgets.largest_lesion(ds.info(ss[SOURCE])))
+        st.radio("Lesion (number on the image · area)", [les.index for les in lesions], key=LESION,
+                 horizontal=True, format_func=lambda k: f"#{k} · {lesions[k].area} px",
+                 persist_state="session")
+        st.caption(f"Level {ds.info(ss[SOURCE]).level:.2f} in its case (0 = first slice, 1 = last)")
+    with tgt_col:
+        st.markdown("**2 · Target slice — click it to place the lesion's centre**")
+        targets = widgets.slice_filters(ds, only_key=TGT_ONLY_LESIONS, search_key=TGT_SEARCH,
+                                        placeholder="e.g. 0005", need_brain=True, holdout=holdout)
+        if not targets:
+            st.warning("No target slice (with brain) matches this search (held-out cases are "
+                       "left out).")
+            return
+        if ss.get(TARGET) not in targets:
+            ss[TARGET] = default_target(ds, ss[SOURCE], holdout=holdout)
+            if ss[TARGET] not in targets:  # the search leaves it out: the nearest level it lets through
+                source = ds.info(ss[SOURCE])
+                ss[TARGET] = min(targets, key=lambda n: (ds.info(n).case_id == source.case_id,
+                                                         abs(ds.info(n).level - source.level), n))
+            on_target_change()
+        widgets.slice_selector(ds, "Target slice", TARGET, targets, prev_key=TGT_PREV,
+                               next_key=TGT_NEXT, case_key=TGT_CASE, on_change=on_target_change)
+        shift = abs(ds.info(ss[TARGET]).level - ds.info(ss[SOURCE]).level)
+        level = f"Level {ds.info(ss[TARGET]).level:.2f} · {shift:.2f} from the source's"
+        st.caption(level if shift <= MAX_LEVEL_SHIFT + 1e-9 else
+                   f":orange[{level}: more than {MAX_LEVEL_SHIFT}, the lesion moves up or down the head]")
+
+    # ------------------------------------------------------------ source · target · result
+    recipe, no_spot = spot_recipe()
+    img_src, img_tgt, result = st.columns([4, 5, 5], gap="medium")
     with img_src:
         widgets.image(pictures.source_png(ctx.key, ss[SOURCE], int(ss[LESION]), ds),
-                 f"{ss[SOURCE]} · lesions numbered, lesion {ss[LESION]} in orange")
+                      f"Lesions numbered, #{ss[LESION]} in orange")
     with img_tgt:
-        png = pictures.target_click_png(ctx.key, recipe.to_json() if recipe else None, ss[TARGET], ds)
+        shown = recipe or current_recipe((0, 0))
+        png = pictures.target_click_png(ctx.key, shown.to_json(), ss[SPOT], ds)
         streamlit_image_coordinates(widgets.PngSource(png), key=CLICK, use_column_width="always",
                                     on_click=on_click, cursor="crosshair")
         spot = ss[SPOT]
         where = f"spot x={spot[0]}, y={spot[1]}" if spot else "no spot yet"
-        c1, c2 = st.columns([3, 2], vertical_alignment="center")
-        c1.caption(f"{ss[TARGET]} · own lesions blue · footprint orange · {where}")
-        c2.button("Random valid spot", key=RANDOM, on_click=on_random, width="stretch",
+        st.caption(f"Green: where the centre may go · blue: own lesions · orange: the new one · {where}")
+        st.button("Random valid spot", key=RANDOM, on_click=on_random, width="stretch",
                   icon=":material/casino:")
+    with result:
+        invalid = no_spot and f"No valid spot for this lesion on this target: {no_spot}"
+        pv = None
+        if not invalid:
+            try:
+                pictures.check_spot(ds, recipe)
+                pv = pictures.preview(ctx.key, recipe.to_json(), float(ss[OPACITY]), ds)
+            except PoissonBlendError as exc:
+                invalid = (f"Invalid spot — {exc}. Click in the green area of the target or draw "
+                           "a random valid spot.")
+        a, r = st.columns(2)
+        a.button("Accept", key=ACCEPT, type="primary", icon=":material/check:", on_click=save,
+                 args=("accepted",), width="stretch", disabled=pv is None)
+        r.button("Reject", key=REJECT, icon=":material/close:", on_click=save, args=("rejected",),
+                 width="stretch", disabled=pv is None)
+        st.selectbox("Reject reason", widgets.reason_options(), key=REASON, persist_state="session",
+                     label_visibility="collapsed")
+        saved = ss[LAST_SAVED]
+        if saved:
+            {"ok": st.success, "info": st.info, "warning": st.warning, "error": st.error}[saved[0]](saved[1])
+        if invalid:
+            st.warning(invalid, icon=":material/wrong_location:")
+        else:
+            widgets.image(pv.blended, "Result")
+            widgets.quality_summary(pv.quality)
+            if pv.quality["changed_fraction"] < VISIBLE_FRACTION:
+                st.warning(f"The lesion did not visibly arrive: only "
+                           f"{pv.quality['changed_fraction']:.0%} of its pixels changed by more than "
+                           f"3 grey levels (at least {VISIBLE_FRACTION:.0%} needed; generate and queue "
+                           "draw such samples again). Try mode, margin or another target.",
+                           icon=":material/visibility_off:")
 
+    # ------------------------------------------------------------ 3: blend settings
     st.markdown("**3 · Blend settings**")
-    k = st.columns([4, 4, 4, 4, 4], vertical_alignment="bottom", gap="medium")
+    k = st.columns(3, vertical_alignment="bottom", gap="medium")
     k[0].segmented_control("Mode", ["normal", "mixed"], key=MODE, required=True,
                            persist_state="session",
                            help="normal: source gradients; mixed: the stronger of source and target")
     k[1].slider("Scale", 0.25, 3.0, step=0.05, key=SCALE, persist_state="session")
     k[2].slider("Rotation (°)", -180, 180, step=5, key=ROTATION, persist_state="session")
-    k[3].slider("Margin (px)", MIN_MARGIN, MAX_MARGIN, key=MARGIN, persist_state="session",
+    k = st.columns(3, vertical_alignment="bottom", gap="medium")
+    k[0].slider("Margin (px)", MIN_MARGIN, MAX_MARGIN, key=MARGIN, persist_state="session",
                 help="How far around the lesion the Poisson region reaches")
-    k[4].slider("Overlay opacity", 0.0, 1.0, step=0.05, key=OPACITY, persist_state="session")
-    f = st.columns([3, 3, 10])
-    f[0].toggle("Flip left–right", key=FLIP_H, persist_state="session")
-    f[1].toggle("Flip top–bottom", key=FLIP_V, persist_state="session")
-    f[2].toggle("Compare with the original seamlessClone", key=COMPARE, persist_state="session",
-                help="Blend the same recipe as the seed script did (cv2.seamlessClone) and show "
-                     "both results with their quality reports")
-
-    if no_spot:
-        st.warning(f"No valid spot: {no_spot}", icon=":material/wrong_location:")
-        return
-    recipe = current_recipe()
-    try:
-        pictures.check_spot(ds, recipe)
-        pv = pictures.preview(ctx.key, recipe.to_json(), float(ss[OPACITY]), ds)
-    except PoissonBlendError as exc:
-        st.warning(f"Invalid spot — {exc}. Click elsewhere on the target or draw a random "
-                   "valid spot.", icon=":material/wrong_location:")
+    k[1].slider("Overlay opacity", 0.0, 1.0, step=0.05, key=OPACITY, persist_state="session",
+                help="Of the masks on 'Result + masks' below")
+    k[2].toggle("Flip left–right", key=FLIP_H, persist_state="session")
+    k[2].toggle("Flip top–bottom", key=FLIP_V, persist_state="session")
+    st.toggle("Compare with the original seamlessClone", key=COMPARE, persist_state="session",
+              help="Blend the same recipe as the seed script did (cv2.seamlessClone) and show "
+                   "both results with their quality reports")
+    if pv is None:
         return
 
-    st.markdown("**4 · Preview**")
-    if pv.quality["changed_fraction"] < VISIBLE_FRACTION:
-        st.warning(f"The lesion did not visibly arrive: only {pv.quality['changed_fraction']:.0%} of "
-                   f"its pixels changed by more than 3 grey levels (at least {VISIBLE_FRACTION:.0%} "
-                   "needed; generate and queue draw such samples again). Try mode, margin or "
-                   "another target.", icon=":material/visibility_off:")
+    # ------------------------------------------------------------ 4: more views
+    st.markdown("**4 · More views**")
     cols = st.columns(4)
-    for col, data, caption in zip(cols, (pv.target, pv.blended, pv.overlay, pv.diff),
-                                  ("Target (own lesions blue)", "Blended",
-                                   "Blended + masks (new orange, original blue)",
-                                   "Difference |blended − target|")):
+    for col, data, caption in zip(cols, (pv.target, pv.overlay, pv.diff, pv.zoom),
+                                  ("Target (own lesions blue)",
+                                   "Result + masks (new orange, original blue)",
+                                   "Difference |result − target|", "Close-up around the new lesion")):
         with col:
             widgets.image(data, caption)
-    z, q, act = st.columns([1, 2, 1], gap="medium")
-    with z:
-        widgets.image(pv.zoom, "Close-up around the new lesion")
-    with q:
-        widgets.quality_report(pv.quality)
-        st.caption(widgets.recipe_caption(recipe))
-    with act:
-        st.button("Accept", key=ACCEPT, type="primary", icon=":material/check:",
-                  on_click=save, args=("accepted",), width="stretch")
-        st.button("Reject", key=REJECT, icon=":material/close:", on_click=save,
-                  args=("rejected",), width="stretch")
-        st.selectbox("Reject reason", widgets.reason_options(), key=REASON, persist_state="session")
-        saved = ss[LAST_SAVED]
-        if saved:
-            (st.success if saved[0] == "ok" else st.error)(saved[1])
+    st.caption(widgets.recipe_caption(recipe))
     if ss[COMPARE]:
         compare_methods(recipe, pv)
 
@@ -256,7 +270,7 @@ def compare_methods(recipe: Recipe, pv: pictures.Preview) -> None:
                 widgets.image(shown.overlay, "Result · new lesion orange")
             with close_up:
                 widgets.image(shown.zoom, "Close-up")
-            widgets.quality_report(shown.quality)
+            widgets.quality_summary(shown.quality)
 
 
-composer()
+compose()

@@ -69,17 +69,17 @@ st.caption(f"{counts['accepted']} accepted of {counts['total']} candidates. Each
 a, b = st.columns(2)
 a.text_input("Output image folder", key=INPUT, on_change=forget_results, persist_state="session")
 b.text_input("Output mask folder", key=MASK, on_change=forget_results, persist_state="session")
-a, b = st.columns([3, 1], vertical_alignment="bottom")
+a, b = st.columns([3, 2], vertical_alignment="bottom")
 a.text_input("Manifest (CSV)", key=MANIFEST, on_change=forget_results, persist_state="session")
 b.checkbox("Remove files no longer accepted", key=PRUNE, on_change=forget_results,
            persist_state="session", help="Delete exported samples whose candidate was rejected since")
 folders = (ss[INPUT].strip(), ss[MASK].strip())
 manifest = ss[MANIFEST].strip() or None
 
-left, right, _ = st.columns([1, 1, 3])
-dry = left.button("Dry run", key=DRY, icon=":material/preview:", width="stretch")
-go = right.button(f"Export {counts['accepted']} accepted", key=GO, type="primary",
-                  icon=":material/file_download:", width="stretch", disabled=counts["accepted"] == 0)
+buttons = st.container(horizontal=True)
+dry = buttons.button("Dry run", key=DRY, icon=":material/preview:")
+go = buttons.button(f"Export {counts['accepted']} accepted", key=GO, type="primary",
+                    icon=":material/file_download:", disabled=counts["accepted"] == 0)
 
 if dry or go:
     bar = st.progress(0.0, text="Rendering accepted samples…")

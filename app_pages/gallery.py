@@ -8,8 +8,8 @@ from poissonblend.errors import PoissonBlendError
 from poissonblend.store import ORDERS, REASONS, STATES
 from ui import context, pictures, widgets
 
-PER_PAGE = 24
-PER_ROW = 6
+PER_PAGE = 20
+PER_ROW = 5
 ALL = "all"
 
 # This page's session-state keys (prefix g_)
@@ -27,11 +27,16 @@ OPENED = "g_opened"                  # int | None: candidate shown large
 BULK_REASON = "g_bulk_reason"        # reject reason of the bulk action
 ONE_REASON = "g_one_reason"          # reject reason for the opened candidate
 FLASH = "g_flash"                    # (kind, text) | None: one-shot message
+OUTLINE = "g_outline"                # bool: outlines on the thumbnails
+PENDING = "g_pending"                # (decision, ids) | None: a bulk decision awaiting confirmation
+LAST_BULK = "g_last_bulk"            # {"decision", "before": {id: (state, reason)}} | None: undoable
 BULK_ACCEPT, BULK_REJECT = "g_bulk_accept", "g_bulk_reject"  # buttons
+CONFIRM, CANCEL, UNDO_BULK = "g_confirm", "g_cancel", "g_undo_bulk"
 CLOSE = "g_close"
 ONE_ACCEPT, ONE_REJECT = "g_one_accept", "g_one_reject"
 ONE_SKIP, ONE_UNDO = "g_one_skip", "g_one_undo"
 SELECT_PAGE, CLEAR = "g_select_page", "g_clear"
+VIEWER = widgets.ViewerKeys(target="g_show_target", layers="g_layers", flip="g_flip")
 
 ctx = context.context()
 store = ctx.store
@@ -39,7 +44,8 @@ ss = st.session_state
 context.page_state(ctx, "g", {
     STATE: ALL, BATCH: ALL, REASON: ALL, ORDER: "created", PAGE: 1, PAGER_GEN: 0, SELECTED: set(),
     OPENED: None, BULK_REASON: widgets.NO_REASON, ONE_REASON: widgets.NO_REASON, FLASH: None,
-}, per_dataset=(OPENED, SELECTED, PAGE))
+    OUTLINE: False, PENDING: None, LAST_BULK: None, **VIEWER.defaults(),
+}, per_dataset=(OPENED, SELECTED, PAGE, PENDING, LAST_BULK))
 
 
 def toggle(candidate_id: int) -> None:
@@ -55,16 +61,45 @@ def clear_selection() -> None:
     ss[SELECTED] = set()
 
 
-def bulk(decision: str) -> None:
-    ids = sorted(ss[SELECTED])
+def ask(decision: str) -> None:
+    """Bulk Accept / Reject: remember what to do; the page asks for confirmation first."""
+    ss[PENDING] = (decision, sorted(ss[SELECTED]))
+
+
+def cancel() -> None:
+    ss[PENDING] = None
+
+
+def bulk() -> None:
+    """Do the confirmed bulk decision; remember each candidate's state before, for one-step undo."""
+    decision, ids = ss[PENDING]
+    ss[PENDING] = None
     reason = widgets.chosen_reason(BULK_REASON) if decision == "rejected" else None
     try:
+        before = {c.id: (c.state, c.reason) for c in (store.get(i) for i in ids)}
         done = store.decide_many(ids, decision, reason=reason, reviewer=context.reviewer())
     except PoissonBlendError as exc:
         ss[FLASH] = ("error", str(exc))
         return
     ss[SELECTED] = set()
-    ss[FLASH] = ("ok", f"{len(done)} candidate(s) {decision}")
+    ss[LAST_BULK] = {"decision": decision, "before": {i: before[i] for i in done}}
+
+
+def undo_bulk() -> None:
+    """Put every candidate of the last bulk decision back in the state it had before it."""
+    last, ss[LAST_BULK] = ss[LAST_BULK], None
+    by_state: dict[tuple, list[int]] = {}
+    for cid, state in last["before"].items():
+        by_state.setdefault(state, []).append(cid)
+    try:
+        store.undo_many(list(last["before"]), reviewer=context.reviewer())
+        for (state, reason), ids in by_state.items():
+            if state != "undecided":
+                store.decide_many(ids, state, reason=reason, reviewer=context.reviewer())
+    except PoissonBlendError as exc:
+        ss[FLASH] = ("error", str(exc))
+        return
+    ss[FLASH] = ("ok", f"Undone: {widgets.plural(len(last['before']), 'candidate')} back as they were")
 
 
 def decide_opened(candidate_id: int, decision: str | None) -> None:
@@ -92,11 +127,9 @@ def reset_page() -> None:
     show_page(1)
 
 
-st.subheader("Gallery")
 batches = store.batches()
-f = st.columns([5, 2, 2, 2], vertical_alignment="bottom")
-f[0].segmented_control("State", [ALL, *STATES], key=STATE, required=True, on_change=reset_page,
-                       format_func=lambda s: s if s == ALL else f"{s}", persist_state="session")
+f = st.columns([2, 2, 2, 2, 1.4], vertical_alignment="bottom")
+f[0].selectbox("State", [ALL, *STATES], key=STATE, on_change=reset_page, persist_state="session")
 widgets.keep_choice(BATCH, [ALL, *batches])
 f[1].selectbox("Batch", [ALL, *batches], key=BATCH, on_change=reset_page,
                persist_state="session")
@@ -104,6 +137,8 @@ f[2].selectbox("Reason", [ALL, *REASONS], key=REASON, on_change=reset_page,
                persist_state="session")
 f[3].selectbox("Order", ORDERS, key=ORDER, format_func=widgets.ORDER_LABELS.get,
                persist_state="session")
+f[4].toggle("Outline", key=OUTLINE, persist_state="session",
+            help="Outline the new lesion (orange) and the target's own (blue) on the thumbnails")
 
 shown = store.candidates(state=None if ss[STATE] == ALL else ss[STATE],
                          batch=None if ss[BATCH] == ALL else ss[BATCH],
@@ -135,7 +170,7 @@ if ss[OPENED] is not None:
             b[4].button("Clear decision", key=ONE_UNDO, icon=":material/undo:",
                         on_click=decide_opened, args=(opened.id, None), width="stretch",
                         disabled=opened.state == "undecided")
-            widgets.candidate_view(ctx, opened)
+            widgets.candidate_viewer(ctx, opened, VIEWER)
 
 # ---------------------------------------------------------------- selection + bulk actions
 page_count = max(1, -(-len(shown) // PER_PAGE))
@@ -147,18 +182,37 @@ page = ss[PAGE]
 on_page = shown[(page - 1) * PER_PAGE:page * PER_PAGE]
 
 selected = ss[SELECTED]
-s = st.columns([2, 2, 2, 2, 2, 3], vertical_alignment="bottom")
+s = st.columns([3, 3, 2, 2, 2, 3], vertical_alignment="bottom")
 s[0].markdown(f"**{len(shown)}** shown · **{len(selected)}** selected")
 s[1].button("Select page", key=SELECT_PAGE, on_click=select_page,
             args=([c.id for c in on_page],), width="stretch", icon=":material/select_all:")
-s[2].button("Clear", key=CLEAR, on_click=clear_selection, width="stretch",
-            disabled=not selected, icon=":material/deselect:")
-s[3].button("Accept selected", key=BULK_ACCEPT, type="primary", on_click=bulk,
-            args=("accepted",), disabled=not selected, width="stretch")
-s[4].button("Reject selected", key=BULK_REJECT, on_click=bulk, args=("rejected",),
-            disabled=not selected, width="stretch")
+s[2].button("Clear", key=CLEAR, on_click=clear_selection, width="stretch", disabled=not selected)
+s[3].button("Accept", key=BULK_ACCEPT, type="primary", on_click=ask, args=("accepted",),
+            disabled=not selected, width="stretch", help="Accept the selected candidates")
+s[4].button("Reject", key=BULK_REJECT, on_click=ask, args=("rejected",),
+            disabled=not selected, width="stretch", help="Reject the selected candidates")
 s[5].selectbox("Reject reason", widgets.reason_options(), key=BULK_REASON,
-               persist_state="session")
+               label_visibility="collapsed", persist_state="session")
+if ss[PENDING]:
+    decision, ids = ss[PENDING]
+    verb = {"accepted": "Accept", "rejected": "Reject"}[decision]
+    with st.container(border=True):
+        decided = sum(store.get(i).state != "undecided" for i in ids)
+        note = (f" {widgets.plural(decided, 'of them is', 'of them are')} decided already; "
+                "that decision is replaced.") if decided else ""
+        reason = widgets.chosen_reason(BULK_REASON) if decision == "rejected" else None
+        st.markdown(f"**{verb} {widgets.plural(len(ids), 'selected candidate')}**"
+                    + (f" as *{reason}*" if reason else "") + f"?{note} You can undo it in one step.")
+        yes, no, _ = st.columns([2, 2, 5])
+        yes.button(f"{verb} {len(ids)}", key=CONFIRM, type="primary", on_click=bulk, width="stretch")
+        no.button("Cancel", key=CANCEL, on_click=cancel, width="stretch")
+if ss[LAST_BULK]:
+    last = ss[LAST_BULK]
+    text, undo = st.columns([7, 2], vertical_alignment="center")
+    text.success(f"{widgets.plural(len(last['before']), 'candidate')} {last['decision']}.",
+                 icon=":material/check:")
+    undo.button("Undo", key=UNDO_BULK, icon=":material/undo:", on_click=undo_bulk, width="stretch",
+                help="Put these candidates back in the state they had before")
 widgets.flash_message(FLASH)
 
 if not shown:
@@ -171,7 +225,8 @@ for row in range(0, len(on_page), PER_ROW):
     for col, c in zip(cols, on_page[row:row + PER_ROW]):
         with col:
             try:
-                widgets.image(pictures.thumbnail_png(ctx.key, c.recipe.to_json(), ctx.dataset))
+                widgets.image(pictures.thumbnail_png(ctx.key, c.recipe.to_json(), ss[OUTLINE],
+                                                     ctx.dataset))
             except PoissonBlendError as exc:
                 widgets.show_error(exc)
             score = f"{c.score:.2f}" if c.score is not None else "–"

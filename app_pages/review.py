@@ -9,7 +9,7 @@ from poissonblend.errors import PoissonBlendError
 from poissonblend.dataset import MIN_TARGET_TISSUE
 from poissonblend.recipe import MAX_LESION_FRACTION, MAX_LEVEL_SHIFT, METHODS, SamplingOptions
 from poissonblend.store import ORDERS, Candidate
-from ui import context, pictures, widgets
+from ui import context, widgets
 
 # This page's session-state keys (prefix r_)
 ORDER = "r_order"                    # bound to the URL's ?r_order=
@@ -17,6 +17,7 @@ CURRENT = "r_current"                # int | None: candidate shown (None: next u
 UNDO = "r_undo"                      # list[int]: candidates decided in this session
 REASON = "r_reason"
 FLASH = "r_flash"                    # (kind, text) | None: one-shot message of the last action
+WARM = "r_warm"                      # set[int]: candidates whose pictures were made ahead
 QUEUE_FORM = "r_queue_form"
 QUEUE_N = "r_queue_n"
 QUEUE_SEED = "r_queue_seed"
@@ -32,8 +33,11 @@ QUEUE_ANY_LEVEL = "r_queue_any_level"      # bool: no level limit
 QUEUE_LESION_FRACTION = "r_queue_lesion_fraction"
 QUEUE_TARGET_TISSUE = "r_queue_target_tissue"
 QUEUE_GO = "r_queue_go"              # buttons
+QUEUE_MORE = "r_queue_more"
 ACCEPT, REJECT, SKIP, UNDO_BTN = "r_accept", "r_reject", "r_skip", "r_undo_btn"
 PREV, NEXT = "r_prev", "r_next"
+WARM_AHEAD = 4
+VIEWER = widgets.ViewerKeys(target="r_show_target", layers="r_layers", flip="r_flip")
 
 ctx = context.context()
 store = ctx.store
@@ -43,8 +47,8 @@ context.page_state(ctx, "r", {
     QUEUE_MODE: "normal", QUEUE_SCALE: (0.8, 1.2), QUEUE_ROTATION: (-30, 30), QUEUE_FLIP: True,
     QUEUE_MARGIN: 6, QUEUE_MIN_AREA: 9, QUEUE_METHOD: METHODS[0],
     QUEUE_LEVEL_SHIFT: MAX_LEVEL_SHIFT, QUEUE_ANY_LEVEL: False, QUEUE_LESION_FRACTION: MAX_LESION_FRACTION,
-    QUEUE_TARGET_TISSUE: MIN_TARGET_TISSUE, FLASH: None,
-}, per_dataset=(CURRENT, UNDO))
+    QUEUE_TARGET_TISSUE: MIN_TARGET_TISSUE, FLASH: None, WARM: set(), **VIEWER.defaults(),
+}, per_dataset=(CURRENT, UNDO, WARM))
 
 
 def current_candidate(pinned: int | None, order: str) -> Candidate | None:
@@ -79,14 +83,21 @@ def last_decided(lookback: int = 200) -> int | None:
     return None
 
 
-def prefetch_next(current_id: int, order: str) -> None:
-    """Render and encode the next undecided candidate now, so deciding shows it at once."""
-    nxt = store.next_undecided(order=order, exclude=(current_id,))
-    if nxt is not None:
+def prefetch(current_id: int, order: str) -> None:
+    """Warm the pictures of the next WARM_AHEAD undecided candidates once the next one is not warm:
+    most decisions then find everything ready and do no picture work while theirs are painted."""
+    skip = [current_id]
+    nxt = store.next_undecided(order=order, exclude=skip)
+    if nxt is None or nxt.id in ss[WARM]:
+        return
+    while nxt is not None and len(skip) <= WARM_AHEAD:
         try:
-            pictures.candidate_pngs(ctx.key, nxt.recipe.to_json(), 0.35, ctx.dataset)
+            widgets.warm_candidate(ctx, nxt, VIEWER)
         except PoissonBlendError:
             pass
+        ss[WARM].add(nxt.id)
+        skip.append(nxt.id)
+        nxt = store.next_undecided(order=order, exclude=skip)
 
 
 def flash(kind: str, text: str) -> None:
@@ -128,12 +139,8 @@ def on_order_change() -> None:
     ss[CURRENT] = None
 
 
-st.subheader("Review candidates")
-
-# ---------------------------------------------------------------- queue
-counts = store.counts()
-with st.expander("Queue random candidates", expanded=counts["total"] == 0,
-                 icon=":material/playlist_add:"):
+def queue_form() -> None:
+    """The queue form; after queueing, a rerun with the panel closed (the candidates take the screen)."""
     with st.form(QUEUE_FORM, border=False):
         a, b, c, d = st.columns(4)
         a.number_input("How many", 1, 2000, key=QUEUE_N, persist_state="session")
@@ -168,86 +175,105 @@ with st.expander("Queue random candidates", expanded=counts["total"] == 0,
                             help="poissonblend, or the seed script's cv2.seamlessClone on the same "
                                  "recipe (tiny lesions it raises on are drawn again)")
         holdout = store.holdout()
-        b.caption(f"{len(holdout)} held-out case(s) are never drawn (set them in the sidebar)."
-                  if holdout else "No held-out cases (set them in the sidebar).")
+        b.caption(f"{context.plural(len(holdout), 'held-out case')} never drawn (set them in the "
+                  "sidebar)." if holdout else "No held-out cases (set them in the sidebar).")
         go = st.form_submit_button("Queue candidates", key=QUEUE_GO, type="primary",
                                    icon=":material/add:")
-    if go:
-        seed, n = int(ss[QUEUE_SEED]), int(ss[QUEUE_N])
-        batch = f"seed-{seed}"
-        start = len(store.candidates(batch=batch))  # more of the same batch: new draws
-        bar = st.progress(0.0, text=f"Rendering {n} candidates…")
-        try:
-            options = SamplingOptions(mode=ss[QUEUE_MODE],
-                                      scale_range=tuple(map(float, ss[QUEUE_SCALE])),
-                                      rotation_range=tuple(map(float, ss[QUEUE_ROTATION])),
-                                      flip=bool(ss[QUEUE_FLIP]), margin=int(ss[QUEUE_MARGIN]),
-                                      min_area=int(ss[QUEUE_MIN_AREA]),
-                                      method=ss[QUEUE_METHOD], holdout=holdout,
-                                      max_level_shift=None if ss[QUEUE_ANY_LEVEL]
-                                      else float(ss[QUEUE_LEVEL_SHIFT]),
-                                      max_lesion_fraction=float(ss[QUEUE_LESION_FRACTION]),
-                                      min_target_tissue=float(ss[QUEUE_TARGET_TISSUE]))
-            queued = store.queue(n, seed, options, batch=batch, start=start,
-                                 progress=lambda k, total: bar.progress(
-                                     k / total, text=f"{k} of {total} candidates rendered"))
-        except PoissonBlendError as exc:
-            bar.empty()
-            widgets.show_error(exc)
-        else:
-            bar.empty()
-            again = [f"{count} drawn again {why}" for count, why in (
-                (queued.redrawn, "where OpenCV raised"),
-                (queued.invisible, "where the lesion did not visibly arrive")) if count]
-            flash("ok", f"Queued {len(queued)} candidates (batch {batch}, samples "
-                        f"{start}–{start + n - 1}{''.join('; ' + a for a in again)})")
-            counts = store.counts()
+    if not go:
+        return
+    seed, n = int(ss[QUEUE_SEED]), int(ss[QUEUE_N])
+    batch = f"seed-{seed}"
+    start = len(store.candidates(batch=batch))  # more of the same batch: new draws
+    bar = st.progress(0.0, text=f"Rendering {widgets.plural(n, 'candidate')}…")
+    try:
+        options = SamplingOptions(mode=ss[QUEUE_MODE],
+                                  scale_range=tuple(map(float, ss[QUEUE_SCALE])),
+                                  rotation_range=tuple(map(float, ss[QUEUE_ROTATION])),
+                                  flip=bool(ss[QUEUE_FLIP]), margin=int(ss[QUEUE_MARGIN]),
+                                  min_area=int(ss[QUEUE_MIN_AREA]),
+                                  method=ss[QUEUE_METHOD], holdout=holdout,
+                                  max_level_shift=None if ss[QUEUE_ANY_LEVEL]
+                                  else float(ss[QUEUE_LEVEL_SHIFT]),
+                                  max_lesion_fraction=float(ss[QUEUE_LESION_FRACTION]),
+                                  min_target_tissue=float(ss[QUEUE_TARGET_TISSUE]))
+        queued = store.queue(n, seed, options, batch=batch, start=start,
+                             progress=lambda k, total: bar.progress(
+                                 k / total, text=f"{k} of {total} candidates rendered"))
+    except PoissonBlendError as exc:
+        bar.empty()
+        widgets.show_error(exc)
+        return
+    again = [f"{count} drawn again {why}" for count, why in (
+        (queued.redrawn, "where OpenCV raised"),
+        (queued.invisible, "where the lesion did not visibly arrive")) if count]
+    flash("ok", f"Queued {widgets.plural(len(queued), 'candidate')} (batch {batch}, "
+                f"samples {start}–{start + n - 1}{''.join('; ' + a for a in again)})")
+    st.rerun()  # the queue panel closes (a dialog, or the form that shows while the queue is empty)
 
-# ---------------------------------------------------------------- progress + order
-decided = counts["total"] - counts["undecided"]
-top_l, top_r = st.columns([3, 2], vertical_alignment="bottom")
-with top_l:
-    st.progress(decided / counts["total"] if counts["total"] else 0.0,
-                text=f"**{decided} of {counts['total']} decided** · {counts['accepted']} accepted · "
-                     f"{counts['rejected']} rejected · {counts['skipped']} skipped")
-with top_r:
-    st.segmented_control("Order", ORDERS, key=ORDER, required=True,
-                         format_func=widgets.ORDER_LABELS.get, on_change=on_order_change,
-                         bind="query-params", label_visibility="collapsed")
 
-current = current_candidate(ss[CURRENT], ss[ORDER])
-if current is None:
-    if counts["total"] == 0:
-        st.info("No candidates yet: queue some above.", icon=":material/info:")
+@st.dialog("Queue random candidates", width="large")
+def queue_dialog() -> None:
+    queue_form()
+
+
+# ---------------------------------------------------------------- the page, as one fragment
+@st.fragment
+def review() -> None:
+    """Everything below the sidebar: a decision reruns only this (not the router nor the sidebar),
+    so the next candidate is painted sooner."""
+    counts = store.counts()
+    current = current_candidate(ss[CURRENT], ss[ORDER])
+    decided = counts["total"] - counts["undecided"]
+    title, progress, order, more = st.columns([5, 4, 3, 2], vertical_alignment="center")
+    title.markdown(f"##### {widgets.candidate_title(current)}" if current else "##### Review")
+    progress.progress(decided / counts["total"] if counts["total"] else 0.0,
+                      text=f"**{decided} of {counts['total']} decided** · {counts['accepted']} "
+                           f"accepted · {counts['rejected']} rejected · {counts['skipped']} skipped")
+    order.selectbox("Order", ORDERS, key=ORDER, format_func=widgets.ORDER_LABELS.get,
+                    on_change=on_order_change, bind="query-params", label_visibility="collapsed")
+    if counts["total"]:
+        if more.button("Queue", key=QUEUE_MORE, icon=":material/playlist_add:", width="stretch",
+                       help="Queue more random candidates"):
+            queue_dialog()
     else:
-        st.success(f"All {counts['total']} candidates are decided. Export the accepted ones, "
-                   "or queue more.", icon=":material/done_all:")
-    left, _ = st.columns([1, 5])
-    left.button("Undo last", key=UNDO_BTN, shortcut="U", on_click=undo,
-                icon=":material/undo:", width="stretch")
+        with st.container(border=True):
+            st.markdown("**Queue random candidates**")
+            queue_form()
+
+    if current is None:
+        if counts["total"] == 0:
+            st.info("No candidates yet: queue some above.", icon=":material/info:")
+        else:
+            st.success(f"All {counts['total']} candidates are decided. Export the accepted ones, "
+                       "or queue more.", icon=":material/done_all:")
+        left, _ = st.columns([1, 5])
+        left.button("Undo last", key=UNDO_BTN, shortcut="U", on_click=undo,
+                    icon=":material/undo:", width="stretch")
+        widgets.flash_message(FLASH)
+        return
+
+    # one candidate
+    bar = st.columns([2, 2, 3, 2, 2, 1, 1], vertical_alignment="bottom")
+    bar[0].button("Accept", key=ACCEPT, shortcut="A", type="primary", icon=":material/check:",
+                  on_click=decide, args=(current.id, "accepted"), width="stretch")
+    bar[1].button("Reject", key=REJECT, shortcut="X", icon=":material/close:",
+                  on_click=decide, args=(current.id, "rejected"), width="stretch")
+    bar[2].selectbox("Reject reason", widgets.reason_options(), key=REASON,
+                     label_visibility="collapsed", persist_state="session")
+    bar[3].button("Skip", key=SKIP, shortcut="S", icon=":material/skip_next:",
+                  on_click=decide, args=(current.id, "skipped"), width="stretch")
+    bar[4].button("Undo", key=UNDO_BTN, shortcut="U", icon=":material/undo:", on_click=undo,
+                  width="stretch")
+    bar[5].button("", key=PREV, shortcut="P", icon=":material/chevron_left:", on_click=browse,
+                  args=(current.id, -1), help="Previous candidate (P)", width="stretch")
+    bar[6].button("", key=NEXT, shortcut="N", icon=":material/chevron_right:", on_click=browse,
+                  args=(current.id, 1), help="Next candidate (N)", width="stretch")
     widgets.flash_message(FLASH)
-    st.stop()
 
-# ---------------------------------------------------------------- one candidate
-st.markdown(f"#### {widgets.candidate_title(current)}")
-bar = st.columns([2, 2, 3, 2, 2, 1, 1], vertical_alignment="bottom")
-bar[0].button("Accept", key=ACCEPT, shortcut="A", type="primary", icon=":material/check:",
-              on_click=decide, args=(current.id, "accepted"), width="stretch")
-bar[1].button("Reject", key=REJECT, shortcut="X", icon=":material/close:",
-              on_click=decide, args=(current.id, "rejected"), width="stretch")
-bar[2].selectbox("Reject reason", widgets.reason_options(), key=REASON,
-                 label_visibility="collapsed", persist_state="session")
-bar[3].button("Skip", key=SKIP, shortcut="S", icon=":material/skip_next:",
-              on_click=decide, args=(current.id, "skipped"), width="stretch")
-bar[4].button("Undo", key=UNDO_BTN, shortcut="U", icon=":material/undo:", on_click=undo,
-              width="stretch")
-bar[5].button("", key=PREV, shortcut="P", icon=":material/chevron_left:", on_click=browse,
-              args=(current.id, -1), help="Previous candidate (P)", width="stretch")
-bar[6].button("", key=NEXT, shortcut="N", icon=":material/chevron_right:", on_click=browse,
-              args=(current.id, 1), help="Next candidate (N)", width="stretch")
-widgets.flash_message(FLASH)
+    widgets.candidate_viewer(ctx, current, VIEWER)
 
-widgets.candidate_view(ctx, current)
+    # Warm the cache for the candidate that comes next, so the next decision shows it at once.
+    prefetch(current.id, ss[ORDER])
 
-# Warm the cache for the candidate that comes next, so the next decision shows it at once.
-prefetch_next(current.id, ss[ORDER])
+
+review()

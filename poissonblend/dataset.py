@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import DatasetError, OutputError, PoissonBlendWarning
 from .io import (atomic_write_bytes, decode_gray_png, disk_error_message, parse_slice_name,
-                 read_file_bytes, read_gray_png)
+                 read_file_bytes, read_gray_png, resolve_path)
 from .lesions import LesionInfo, label_lesions
 from .machine import end_with_parent, memory_bytes, usable_cpus
 from .placement import bbox_rc, brain_mask, histogram, tissue_threshold
@@ -537,14 +537,15 @@ def open_dataset(input_dir: str | os.PathLike, mask_dir: str | os.PathLike, *,
     PoissonBlendWarning
         Junk files ignored, colour PNGs read as grey, mask values other than 0/1/255.
     """
-    input_dir = Path(input_dir).resolve()
-    mask_dir = Path(mask_dir).resolve()
+    input_dir = resolve_path(input_dir, DatasetError)
+    mask_dir = resolve_path(mask_dir, DatasetError)
     if input_dir == mask_dir:
         raise DatasetError(f"input and mask folder are the same folder ({input_dir})")
     images = _list_pngs(input_dir, "input")
     masks = _list_pngs(mask_dir, "mask")
     _check_pairing(images, masks, input_dir, mask_dir)
     names = sorted(images)
+    check_images_are_not_masks(input_dir, mask_dir, names)
     parsed = [parse_slice_name(name) for name in names]
     stats = np.array([_stat_key(images[name]) + _stat_key(masks[name]) for name in names], np.int64)
 
@@ -596,6 +597,49 @@ def slice_levels(parsed: Sequence[tuple[str, int]]) -> list[float]:
         n = len(rank[case_id])
         levels.append(rank[case_id][slice_index] / (n - 1) if n > 1 else 0.5)
     return levels
+
+
+MASK_LIKE_VALUES = 3
+"""An input folder whose sampled slices hold at most this many grey values in all looks like masks."""
+
+
+def check_images_are_not_masks(input_dir: Path, mask_dir: Path, names: Sequence[str], *,
+                               sample: int = 16) -> None:
+    """Raise if the input folder holds masks instead of images (folders swapped or mixed up).
+
+    Reads up to `sample` pairs spread over `names`. The input folder looks like masks when
+    its sampled slices hold at most :data:`MASK_LIKE_VALUES` distinct grey values in all
+    (masks are 0/255 or 0/1; a brain image has dozens), or when every sampled image equals
+    its mask pixel for pixel.
+
+    Raises
+    ------
+    DatasetError
+        Naming the folder and what was found. Unreadable files are left to the index.
+    """
+    picked = list(names[::max(1, len(names) // sample)])[:sample]
+    values: set[int] = set()
+    identical = True
+    for name in picked:
+        try:
+            with warnings.catch_warnings():  # the index warns about odd files, once
+                warnings.simplefilter("ignore")
+                image, mask = read_gray_png(input_dir / name), read_gray_png(mask_dir / name)
+        except (DatasetError, OSError):
+            return  # the index reports unreadable files, with their names
+        values.update(np.unique(image).tolist())
+        identical &= image.shape == mask.shape and np.array_equal(image, mask)
+        if len(values) > MASK_LIKE_VALUES and not identical:
+            return
+    if identical and picked:
+        raise DatasetError(f"the input folder {input_dir} and the mask folder {mask_dir} hold the "
+                           f"same pictures ({len(picked)} of {len(names)} checked): give the "
+                           "images as the input folder and the lesion masks as the mask folder")
+    if picked and len(values) <= MASK_LIKE_VALUES:
+        shown = ", ".join(map(str, sorted(values)))
+        raise DatasetError(f"the input folder {input_dir} looks like masks: its slices hold only "
+                           f"the grey values {shown} ({len(picked)} of {len(names)} checked); "
+                           "give the images as the input folder")
 
 
 def _check_pairing(images: dict, masks: dict, input_dir: Path, mask_dir: Path) -> None:

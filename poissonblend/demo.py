@@ -39,7 +39,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import OutputError
-from .io import encode_png, same_pixels, slice_name, write_pair
+from .io import encode_png, resolve_path, same_pixels, slice_name, write_pair
 from .output import prepare_output_dirs
 
 DEFAULT_SEED = 0
@@ -506,7 +506,7 @@ def write_slices(out_dir: str | os.PathLike,
     As :func:`make_demo` writes (its Returns and Raises); for
     :func:`demo_slices` and :func:`scanner_slices`.
     """
-    out_dir = Path(out_dir).resolve()
+    out_dir = resolve_path(out_dir)
     input_dir, mask_dir = prepare_output_dirs(out_dir / "input", out_dir / "mask")
 
     todo: list[tuple[str, np.ndarray, np.ndarray]] = []
@@ -570,7 +570,7 @@ def ensure_demo(data_dir: str | os.PathLike, *, seed: int = DEFAULT_SEED) -> tup
         As for :func:`make_demo`.
     """
     _validate(seed, DEFAULT_CASES, DEFAULT_SLICES, DEFAULT_SIZE)
-    root = demo_dir(data_dir, seed=seed).resolve()
+    root = resolve_path(demo_dir(data_dir, seed=seed))
     input_dir, mask_dir = root / "input", root / "mask"
     expected = set(demo_names())
     if input_dir.is_dir() and mask_dir.is_dir():

@@ -58,3 +58,7 @@ class OutsideRootError(PoissonBlendError):
 
 class DiskFullError(OutputError):
     """Writing failed because the disk (or the user's quota) is full."""
+
+
+class AblationError(PoissonBlendError):
+    """An ablation run cannot start or continue (settings, folds, output folder, Keras)."""

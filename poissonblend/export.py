@@ -41,7 +41,7 @@ from pathlib import Path
 from .errors import DiskFullError, HoldoutError, OutputError, PoissonBlendError
 from .holdout import held_out_roles
 from .io import (SLICE_NAME_RE, atomic_write_bytes, disk_error_message, remove_stale_temp_files,
-                 stale_temp_files)
+                 resolve_path, stale_temp_files)
 from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, check_manifest, existing_status, folder_lock,
                      manifest_row, prepare_output_dirs, sample_paths, write_manifest, write_sample)
 from .store import Candidate, Store
@@ -346,7 +346,7 @@ def export_zip(out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike
     """
     folders = []
     for role, folder in (("image", out_input_dir), ("mask", out_mask_dir)):
-        folder = Path(folder).resolve()
+        folder = resolve_path(folder)
         if not folder.is_dir():
             raise OutputError(f"output {role} folder {folder} does not exist")
         folders.append(folder)
@@ -354,7 +354,7 @@ def export_zip(out_input_dir: str | os.PathLike, out_mask_dir: str | os.PathLike
     if out_i == out_m:
         raise OutputError(f"output image and mask folders are the same folder ({out_i})")
     manifest = Path(manifest) if manifest is not None else out_i.parent / MANIFEST_NAME
-    if path is not None and Path(path).resolve().parent in (out_i, out_m):
+    if path is not None and resolve_path(path).parent in (out_i, out_m):
         raise OutputError(f"zip path {path} must not be inside an output folder")
     buf = _io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

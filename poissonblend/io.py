@@ -317,6 +317,23 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
     return removed
 
 
+def resolve_path(path: str | os.PathLike, error: type[Exception] = OutputError) -> Path:
+    """`path` made absolute, with ``~``, ``..`` and symbolic links resolved.
+
+    Raises
+    ------
+    error
+        (a :class:`PoissonBlendError` type) if it cannot be resolved: a symbolic
+        link loop, a folder on the way that may not be entered.
+    """
+    try:
+        return Path(path).expanduser().resolve()
+    except RuntimeError:  # Python's word for a symbolic link loop
+        raise error(f"{path}: a symbolic link loop; cannot use this path") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot use this path ({disk_error_message(exc)})") from None
+
+
 def within_root(path: str | os.PathLike, root: str | os.PathLike | None) -> Path:
     """`path`, absolute with symbolic links resolved, checked to lie inside the folder `root`.
 
@@ -329,12 +346,13 @@ def within_root(path: str | os.PathLike, root: str | os.PathLike | None) -> Path
     Raises
     ------
     OutsideRootError
-        If `path` resolves to somewhere outside `root`, or `root` is not a folder.
+        If `path` resolves to somewhere outside `root` (or cannot be resolved),
+        or `root` is not a folder.
     """
-    resolved = Path(path).expanduser().resolve()
+    resolved = resolve_path(path, OutsideRootError)
     if root is None:
         return resolved
-    base = Path(root).expanduser().resolve()
+    base = resolve_path(root, OutsideRootError)
     if not base.is_dir():
         raise OutsideRootError(f"the root folder {base} is not a folder; {path} cannot be used")
     if resolved != base and base not in resolved.parents:

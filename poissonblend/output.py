@@ -22,8 +22,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 from .errors import OutputError
-from .io import (atomic_write_bytes, disk_error_message, encode_png, same_pixels, slice_name,
-                 write_pair)
+from .io import (atomic_write_bytes, disk_error_message, encode_png, resolve_path, same_pixels,
+                 slice_name, write_pair)
 from .recipe import Recipe, Sample
 
 WriteStatus = Literal["written", "skipped"]
@@ -61,10 +61,10 @@ def prepare_output_dirs(out_input_dir: Path, out_mask_dir: Path, *,
         If they are the same folder, either is an existing file, or either is
         one of `forbidden` (the dataset's own folders).
     """
-    out_input_dir, out_mask_dir = Path(out_input_dir).resolve(), Path(out_mask_dir).resolve()
+    out_input_dir, out_mask_dir = resolve_path(out_input_dir), resolve_path(out_mask_dir)
     if out_input_dir == out_mask_dir:
         raise OutputError(f"output image and mask folders are the same folder ({out_input_dir})")
-    bad = {Path(p).resolve() for p in forbidden}
+    bad = {resolve_path(p) for p in forbidden}
     for role, folder in (("image", out_input_dir), ("mask", out_mask_dir)):
         if folder in bad:
             raise OutputError(f"output {role} folder {folder} is an input folder; "
@@ -210,8 +210,8 @@ def check_manifest(path: str | os.PathLike, *, outputs: Iterable[Path] = ()) -> 
         training code would read it as data), or an existing file that is not
         a poissonblend manifest.
     """
-    path = Path(path).resolve()
-    if path.parent in {Path(p).resolve() for p in outputs}:
+    path = resolve_path(path)
+    if path.parent in {resolve_path(p) for p in outputs}:
         raise OutputError(f"manifest {path} must not be inside an output folder "
                           "(the training code would read it as data)")
     _manifest_header(path)

@@ -22,6 +22,8 @@ NEW_RGB = (230, 159, 0)
 """Orange: the placed (new) lesion, or the chosen lesion of a source slice."""
 MARKER_RGB = (240, 60, 60)
 """Red: the placement spot."""
+VALID_RGB = (0, 158, 115)
+"""Bluish green: where a lesion's centre may go."""
 TEXT_OUTLINE_RGB = (0, 0, 0)
 
 
@@ -178,12 +180,16 @@ def diff_heatmap(before: np.ndarray, after: np.ndarray, *, zoom: int = 1, floor:
 
 
 def draw_marker(rgb: np.ndarray, x: int, y: int, *, zoom: int = 1,
-                colour: tuple[int, int, int] = MARKER_RGB) -> np.ndarray:
-    """A copy of `rgb` (already upscaled by `zoom`) with a cross-hair on slice pixel (x, y)."""
+                colour: tuple[int, int, int] = MARKER_RGB, gap: int | None = None) -> np.ndarray:
+    """A copy of `rgb` (already upscaled by `zoom`) with a cross-hair on slice pixel (x, y).
+
+    `gap` (display px) keeps the arms that far from the centre, so what lies under the
+    spot stays visible; by default ``max(2, zoom)``.
+    """
     out = rgb.copy()
     cx, cy = int(x) * zoom + zoom // 2, int(y) * zoom + zoom // 2
-    arm = max(5, 3 * zoom)
-    gap = max(2, zoom)
+    gap = max(2, zoom) if gap is None else int(gap)
+    arm = max(5, 3 * zoom, gap + 2 * zoom)
     thickness = 1 if zoom < 3 else 2
     for (x0, y0, x1, y1) in ((cx - arm, cy, cx - gap, cy), (cx + gap, cy, cx + arm, cy),
                              (cx, cy - arm, cx, cy - gap), (cx, cy + gap, cx, cy + arm)):
@@ -193,21 +199,38 @@ def draw_marker(rgb: np.ndarray, x: int, y: int, *, zoom: int = 1,
     return out
 
 
+def shade_region(rgb: np.ndarray, region: np.ndarray, *, zoom: int = 1,
+                 colour: tuple[int, int, int] = VALID_RGB, opacity: float = 0.22) -> np.ndarray:
+    """A copy of `rgb` (already upscaled by `zoom`) with `region` ((H, W) bool) tinted and outlined."""
+    if region.shape != tuple(s // zoom for s in rgb.shape[:2]):
+        raise ValueError(f"region shape {region.shape} does not match the picture "
+                         f"{rgb.shape[:2]} at zoom {zoom}")
+    out = rgb.copy()
+    _tint(out, upscale(np.asarray(region, dtype=bool), zoom), colour, opacity)
+    cv2.drawContours(out, _contours(region, zoom), -1, colour, 1)
+    return out
+
+
 def neighbourhood(bbox_rc: tuple[int, int, int, int], shape: tuple[int, int], *, pad: int = 12,
-                  min_size: int = 32) -> tuple[slice, slice]:
+                  min_size: int = 32, max_size: int | None = None) -> tuple[slice, slice]:
     """Row and column slices of a window around a bbox, at least `min_size` px, inside `shape`.
 
-    Returns ``(rows, cols)``, usable as ``image[rows, cols]``.
+    With `max_size`, a side that would be longer is cut to `max_size` px centred on the
+    bbox's centre (so a close-up of a large lesion keeps its zoom). Returns ``(rows, cols)``,
+    usable as ``image[rows, cols]``.
     """
     r0, c0, r1, c1 = (int(v) for v in bbox_rc)
     rows, cols = int(shape[0]), int(shape[1])
     out = []
     for lo, hi, n in ((r0, r1, rows), (c0, c1, cols)):
+        centre = (lo + hi) // 2
         lo, hi = lo - pad, hi + pad
         short = min_size - (hi - lo)
         if short > 0:
             lo -= short // 2
             hi += short - short // 2
+        if max_size is not None and hi - lo > max_size:
+            lo, hi = centre - max_size // 2, centre - max_size // 2 + max_size
         size = min(hi - lo, n)
         lo = min(max(lo, 0), n - size)
         out.append(slice(lo, lo + size))
@@ -288,6 +311,6 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-__all__ = ["MARKER_RGB", "NEW_RGB", "ORIGINAL_RGB", "density_map", "diff_heatmap", "draw_marker",
-           "fit_zoom", "lesion_outlines", "mask_bbox", "mask_overlay", "neighbourhood", "png_bytes",
-           "to_rgb", "upscale", "zoom_overlay"]
+__all__ = ["MARKER_RGB", "NEW_RGB", "ORIGINAL_RGB", "VALID_RGB", "density_map", "diff_heatmap",
+           "draw_marker", "fit_zoom", "lesion_outlines", "mask_bbox", "mask_overlay", "neighbourhood",
+           "png_bytes", "shade_region", "to_rgb", "upscale", "zoom_overlay"]

@@ -49,7 +49,7 @@ from urllib.parse import quote
 from .dataset import Dataset, open_dataset
 from .errors import HoldoutError, PoissonBlendError, StoreError
 from .holdout import held_out_roles
-from .io import disk_error_message, disk_full, temp_path
+from .io import disk_error_message, disk_full, resolve_path, temp_path
 from .output import QUALITY_COLUMNS
 from .recipe import Recipe, Sample, SamplingOptions, draw_sample, render, sample_rng
 
@@ -538,7 +538,7 @@ class Store:
             raise StoreError(f"path {path!r} must be a file path")
         if dataset is not None and not isinstance(dataset, Dataset):
             raise StoreError(f"dataset must be a Dataset (see open_dataset), not {type(dataset).__name__}")
-        path = Path(path).resolve()
+        path = resolve_path(path, StoreError)
         if path.is_dir():
             raise StoreError(f"review database path {path} is a folder")
         if not path.exists():
@@ -985,6 +985,21 @@ class Store:
         candidate_id = _check_id(candidate_id)
         reviewer = _check_text(reviewer, "reviewer")
         return self._append([candidate_id], CLEARED, None, reviewer, states=DECISIONS, fetch=True)
+
+    def undo_many(self, candidate_ids: Iterable[int], *, reviewer: str | None = None) -> list[int]:
+        """Clear the current decision of many candidates in one transaction (appends ``"cleared"``
+        for those decided; undecided ones are left alone). Returns the ids cleared.
+
+        Raises
+        ------
+        StoreError
+            If a candidate does not exist (nothing is written).
+        """
+        reviewer = _check_text(reviewer, "reviewer")
+        if isinstance(candidate_ids, (str, bytes)) or not isinstance(candidate_ids, Iterable):
+            raise StoreError(f"candidate_ids {candidate_ids!r} must be an iterable of integers")
+        ids = list(dict.fromkeys(_check_id(i, "candidate id") for i in candidate_ids))
+        return self._append(ids, CLEARED, None, reviewer, states=DECISIONS)
 
     def _append(self, ids: list[int], decision: str, reason: str | None, reviewer: str | None,
                 *, states: Sequence[str] | None, fetch: bool = False):

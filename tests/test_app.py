@@ -20,7 +20,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import brain_slice, make_training_set, write_slice
+from poissonblend import overlay
 from poissonblend.dataset import open_dataset
+from poissonblend.recipe import Recipe, lesion_patch, placed_lesion_mask, valid_spots_for
 from poissonblend.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,14 @@ def metric(at: AppTest, label: str) -> str:
     values = [m.value for m in at.metric if m.label == label]
     assert values, f"no metric {label!r} in {[m.label for m in at.metric]}"
     return values[0]
+
+
+def lesion_area(at: AppTest) -> str:
+    """The 'Lesion area' figure of the quality summary, e.g. ``"35 px"``."""
+    found = [m.value.split("Lesion area **")[1].split("**")[0] for m in at.markdown
+             if "Lesion area **" in m.value]
+    assert found, "no lesion area shown"
+    return found[0]
 
 
 def image_urls(at: AppTest) -> list[str]:
@@ -150,6 +160,7 @@ def test_bad_sidebar_folders_show_error_and_keep_dataset(app: AppTest, tmp_path:
     assert any("does not exist" in e for e in errors), errors
     assert app.session_state[context.ACTIVE] == before
     assert image_urls(app)  # the previous dataset stays usable
+    assert app.text_input(key=sidebar.INPUT_DIR).value == before["input_dir"]  # fields restored
     # same folder twice, and a PNG that is not a slice
     app.text_input(key=sidebar.INPUT_DIR).input(str(dataset_dirs[0]))
     app.text_input(key=sidebar.MASK_DIR).input(str(dataset_dirs[0]))
@@ -165,6 +176,12 @@ def test_database_of_another_dataset_is_refused(app: AppTest, tmp_path: Path, db
     app.text_input(key=sidebar.DB).input(str(db_path))
     run(app.button(key=sidebar.OPEN).click())
     assert any("was made for the dataset" in e.value for e in app.sidebar.error)
+    said = " ".join(e.value for e in app.sidebar.error)
+    assert "“Use the database even if the files changed” in the sidebar" in said
+    assert "--allow-other-dataset" not in said
+    app.text_input(key=sidebar.INPUT_DIR).input(str(other_in))  # (restored after the failure)
+    app.text_input(key=sidebar.MASK_DIR).input(str(other_mask))
+    app.text_input(key=sidebar.DB).input(str(db_path))
     assert Path(app.session_state[context.ACTIVE]["db"]) == db_path
     assert Path(app.session_state[context.ACTIVE]["input_dir"]) != other_in  # the old set stays open
     # Asked explicitly, the same database opens for the other files.
@@ -176,6 +193,36 @@ def test_database_of_another_dataset_is_refused(app: AppTest, tmp_path: Path, db
     # ... and is bound to them from now on: it opens for them without the option.
     assert Store.open(db_path, open_dataset(other_in, other_mask)).recorded_dataset["input_dir"] \
         == str(other_in.resolve())
+
+
+def test_a_database_in_a_missing_folder_is_created_only_when_confirmed(app: AppTest,
+                                                                     tmp_path: Path):
+    before = dict(app.session_state[context.ACTIVE])
+    wanted = tmp_path / "new" / "folder" / "review.db"
+    app.text_input(key=sidebar.DB).input(str(wanted))
+    run(app.button(key=sidebar.OPEN).click())
+    assert any("does not exist" in w.value and "Create it" in w.value for w in app.sidebar.warning)
+    assert not wanted.parent.exists() and app.session_state[context.ACTIVE] == before
+    run(app.button(key=sidebar.KEEP_MISSING).click())  # cancel: nothing made, nothing asked
+    assert not wanted.parent.exists() and not app.sidebar.warning
+    assert app.text_input(key=sidebar.DB).value == before["db"]
+    app.text_input(key=sidebar.DB).input(str(wanted))
+    run(app.button(key=sidebar.OPEN).click())
+    run(app.button(key=sidebar.CREATE_FOLDER).click())
+    assert wanted.exists() and Path(app.session_state[context.ACTIVE]["db"]) == wanted
+
+
+def test_isles_import_message_has_plurals_and_says_flair_was_resampled(tmp_path: Path):
+    from poissonblend.isles import CaseSummary, ImportSummary
+
+    one = CaseSummary("0001", slices=1, written=1, unchanged=0, dropped_empty=0, lesion_slices=1,
+                      lesion_voxels=9)
+    text = sidebar.import_message(ImportSummary(tmp_path, (one,), ()), "flair")
+    assert text.startswith("Imported 1 case: 1 slice (1 written, 0 unchanged), 1 slice with lesions")
+    assert "FLAIR was resampled onto the grid of the lesion masks" in text
+    two = ImportSummary(tmp_path, (one, CaseSummary("0002", 2, 2, 0, 0, 0, 0)), ())
+    assert sidebar.import_message(two, "dwi").startswith("Imported 2 cases: 3 slices")
+    assert "resampled" not in sidebar.import_message(two, "dwi")
 
 
 def test_sidebar_choice_is_remembered_across_restarts(app: AppTest, tmp_path: Path):
@@ -247,9 +294,9 @@ def test_compose_widgets_present(app: AppTest):
         assert app.button(key=key) is not None
     assert app.radio(key="c_lesion").options
     assert app.button_group(key="c_mode").value == "normal"
-    # source, 4 preview views, close-up (the clickable target is a custom component)
+    # source, result, 3 more views, close-up (the clickable target is a custom component)
     assert len(app.image) == 6
-    assert metric(app, "Lesion area").endswith("px")
+    assert lesion_area(app).endswith("px")
     assert app.session_state["c_spot"] is not None  # a random valid spot to start with
 
 
@@ -300,21 +347,21 @@ def test_lesion_choice_changes_preview(app: AppTest, dataset_dirs):
     assert list(app.radio(key="c_lesion").options) == [f"#0 · {areas[0]} px", f"#1 · {areas[1]} px"]
     app.session_state["c_spot"] = None  # a valid spot for this lesion
     run(app)
-    area0, urls0 = metric(app, "Lesion area"), image_urls(app)
+    area0, urls0 = lesion_area(app), image_urls(app)
     run(app.radio(key="c_lesion").set_value(1))
-    area1, urls1 = metric(app, "Lesion area"), image_urls(app)
+    area1, urls1 = lesion_area(app), image_urls(app)
     assert (area0, area1) == (f"{areas[0]} px", f"{areas[1]} px")
     assert urls0[0] != urls1[0]  # the source picture highlights the other lesion
-    assert urls0[2] != urls1[2] and urls0[3] != urls1[3]  # blended + overlay differ
+    assert urls0[1] != urls1[1] and urls0[3] != urls1[3]  # result + overlay differ
 
 
 def test_controls_change_preview(app: AppTest):
     before = image_urls(app)
     run(app.slider(key="c_opacity").set_value(0.8))
     after = image_urls(app)
-    assert before[3] != after[3] and before[2] == after[2]  # overlay only
+    assert before[3] != after[3] and before[1] == after[1]  # overlay only
     run(app.button_group(key="c_mode").set_value("mixed"))
-    assert image_urls(app)[2] != after[2]
+    assert image_urls(app)[1] != after[1]
 
 
 def test_invalid_spot_is_explained(app: AppTest):
@@ -354,6 +401,42 @@ def test_compose_accept_and_reject_write_the_store(app: AppTest, dataset_dirs, d
     assert got[0].recipe.target == app.session_state["c_target"]
 
 
+def test_compose_re_deciding_a_recipe_says_what_changed(app: AppTest, dataset_dirs, db_path):
+    run(app.button(key="c_accept").click())
+    assert any("as **accepted**" in s.value for s in app.success)
+    app.selectbox(key="c_reason").set_value("seam artifact")
+    run(app.button(key="c_reject").click())
+    said = [w.value for w in app.warning]
+    assert any("was **accepted**; changed to **rejected** (seam artifact)" in w for w in said), said
+    run(app.button(key="c_reject").click())
+    assert any("already **rejected** (seam artifact); nothing changed" in i.value for i in app.info)
+    store = store_of(dataset_dirs, db_path)
+    [c] = store.candidates()
+    assert [h.decision for h in store.history(c.id)] == ["accepted", "rejected"]
+
+
+def test_target_click_shades_valid_spots_and_rings_tiny_lesions(dataset_dirs):
+    ds = open_dataset(*dataset_dirs)
+    tiny = Recipe("slice_0009_0000.png", 1, "slice_0000_0001.png", 0, 0, scale=0.25)
+    valid = valid_spots_for(ds, tiny)
+    ys, xs = np.nonzero(valid)
+    spot = (int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))
+
+    def decoded(png: bytes) -> np.ndarray:
+        return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR),
+                            cv2.COLOR_BGR2RGB)
+
+    plain = decoded(pictures.compute_target_click(ds, tiny, None))
+    zoom = plain.shape[0] // 112
+    green = np.all(plain == overlay.VALID_RGB, axis=2)  # the valid region's outline
+    assert green.any() and not green[:zoom * 5].any()  # not on the black border rows
+    placed = decoded(pictures.compute_target_click(ds, tiny, spot))
+    orange = np.all(placed == overlay.NEW_RGB, axis=2)
+    rows, cols = np.nonzero(orange)
+    assert placed_lesion_mask(lesion_patch(ds, tiny)).sum() <= pictures.TINY_AREA
+    assert rows.max() - rows.min() > 6 * zoom  # a ring, much larger than the 1-2 px footprint
+
+
 # --------------------------------------------------------------------------- review
 
 def test_review_queue_decide_undo(app: AppTest, dataset_dirs, db_path):
@@ -380,6 +463,63 @@ def test_review_queue_decide_undo(app: AppTest, dataset_dirs, db_path):
     assert store.get(first + 1).state == "undecided"
 
 
+def captions(at: AppTest) -> list[str]:
+    return [i.proto.imgs[0].caption for i in at.image]
+
+
+def test_review_shows_the_clean_result_large_and_flips_to_the_target(app: AppTest, dataset_dirs,
+                                                                     db_path):
+    queue(app, 2)
+    with pytest.raises(KeyError):
+        app.number_input(key="r_queue_n")  # the queue panel closed once candidates were queued
+    first = store_of(dataset_dirs, db_path).next_undecided()
+    assert captions(app)[:3] == [f"Result · candidate #{first.id}", "Close-up (4× or more)",
+                                 f"Source · lesion {first.recipe.lesion} outlined"]
+    assert app.get("button_group")[0].value == []  # overlay, outline, difference: all off
+    sample = store_of(dataset_dirs, db_path).render(first)
+    result = cv2.imdecode(np.frombuffer(pictures.compute_candidate_picture(
+        open_dataset(*dataset_dirs), first.recipe), np.uint8), cv2.IMREAD_UNCHANGED)
+    zoom = result.shape[0] // sample.image.shape[0]
+    assert result.ndim == 2 and np.array_equal(result[::zoom, ::zoom], sample.image)  # clean
+    clean = image_urls(app)[0]
+    run(app.button(key="r_flip").click())  # T
+    assert captions(app)[0] == f"Target before the blend · candidate #{first.id}"
+    run(app.button(key="r_flip").click())
+    assert captions(app)[0] == f"Result · candidate #{first.id}" and image_urls(app)[0] == clean
+    run(app.get("button_group")[0].set_value(["outline"]))
+    assert captions(app)[0] == f"Result · candidate #{first.id}" and image_urls(app)[0] != clean
+    run(app.get("button_group")[0].set_value(["difference"]))
+    assert captions(app)[0] == f"Difference |result − target| · candidate #{first.id}"
+    # the next candidate starts on its clean result again after a decision... with the layers kept
+    run(app.get("button_group")[0].set_value([]))
+    run(app.button(key="r_flip").click())
+    run(app.button(key="r_accept").click())
+    assert captions(app)[0].startswith("Result · candidate #")
+
+
+@pytest.mark.parametrize("view", ["result", "target", "difference"])
+@pytest.mark.parametrize("layers", [(False, False), (True, False), (False, True), (True, True)])
+def test_close_up_is_at_least_4x_nearest_neighbour(dataset_dirs, view, layers):
+    ds = open_dataset(*dataset_dirs)
+    store = Store.open(None, ds)
+    for c in store.queue(4, 7):
+        png = pictures.compute_candidate_picture(ds, c.recipe, view=view, overlay_masks=layers[0],
+                                                 outline=layers[1], close_up=True)
+        close = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert close.shape[0] <= pictures.CLOSE_UP_PX and close.shape[1] <= pictures.CLOSE_UP_PX
+        if any(layers) and view != "difference":
+            continue  # outlines are drawn across pixel blocks
+
+        def made_of_blocks(z: int) -> bool:
+            if close.shape[0] % z or close.shape[1] % z:
+                return False
+            grid = close.reshape(close.shape[0] // z, z, close.shape[1] // z, z, -1)
+            return bool((grid == grid[:, :1, :, :1]).all())
+
+        zooms = [z for z in range(2, 13) if made_of_blocks(z)]
+        assert zooms and max(zooms) >= pictures.CLOSE_UP_ZOOM  # every slice pixel a >= 4 x 4 block
+
+
 def test_review_undo_after_restart_uses_the_store(app: AppTest, dataset_dirs, db_path, tmp_path):
     queue(app, 3)
     run(app.button(key="r_accept").click())
@@ -398,9 +538,9 @@ def test_review_orders_by_score(app: AppTest, dataset_dirs, db_path):
     store = store_of(dataset_dirs, db_path)
     worst = min(store.candidates(), key=lambda c: (c.score, c.id))
     best = max(store.candidates(), key=lambda c: (c.score, -c.id))
-    run(app.button_group(key="r_order").set_value("score_asc"))
+    run(app.selectbox(key="r_order").set_value("score_asc"))
     assert any(f"Candidate #{worst.id} " in m.value for m in app.markdown)
-    run(app.button_group(key="r_order").set_value("score_desc"))
+    run(app.selectbox(key="r_order").set_value("score_desc"))
     assert any(f"Candidate #{best.id} " in m.value for m in app.markdown)
 
 
@@ -445,18 +585,61 @@ def test_gallery_filters_bulk_and_open(app: AppTest, dataset_dirs, db_path):
     run(app.checkbox(key=f"g_pick_{ids[2]}").check())
     assert app.session_state["g_selected"] == {ids[0], ids[2]}
     run(app.button(key="g_bulk_accept").click())
+    assert [store.get(i).state for i in ids] == ["undecided"] * 4  # asks first
+    assert any("Accept 2 selected candidates" in m.value for m in app.markdown)
+    run(app.button(key="g_confirm").click())
     assert [store.get(i).state for i in ids] == ["accepted", "undecided", "accepted", "undecided"]
     assert app.session_state["g_selected"] == set()
-    run(app.button_group(key="g_state").set_value("accepted"))
+    run(app.selectbox(key="g_state").set_value("accepted"))
     assert len(app.image) == 2
     run(app.button(key=f"g_open_{ids[0]}").click())
     assert any(f"Candidate #{ids[0]} " in m.value for m in app.markdown)
     app.selectbox(key="g_one_reason").set_value("intensity mismatch")
     run(app.button(key="g_one_reject").click())
     assert (store.get(ids[0]).state, store.get(ids[0]).reason) == ("rejected", "intensity mismatch")
-    run(app.button_group(key="g_state").set_value("all"))
+    run(app.selectbox(key="g_state").set_value("all"))
     run(app.selectbox(key="g_reason").set_value("intensity mismatch"))
-    assert len(app.image) == 1 + 4  # the opened candidate's views (4) + one thumbnail
+    assert len(app.image) == 3 + 1  # the opened candidate's pictures (3) + one thumbnail
+
+
+def test_gallery_bulk_reject_is_confirmed_and_undone_in_one_step(app: AppTest, dataset_dirs,
+                                                                  db_path):
+    queue(app, 4)
+    store = store_of(dataset_dirs, db_path)
+    ids = [c.id for c in store.candidates()]
+    store.decide(ids[1], "accepted")
+    store.decide(ids[2], "rejected", reason="other")
+    goto(app, "gallery")
+    run(app.button(key="g_select_page").click())
+    app.selectbox(key="g_bulk_reason").set_value("seam artifact")
+    run(app.button(key="g_bulk_reject").click())
+    ask = " ".join(m.value for m in app.markdown)
+    assert "Reject 4 selected candidates" in ask and "2 of them are decided already" in ask
+    run(app.button(key="g_cancel").click())  # cancelled: nothing changes, the selection stays
+    assert [store.get(i).state for i in ids] == ["undecided", "accepted", "rejected", "undecided"]
+    assert len(app.session_state["g_selected"]) == 4
+    run(app.button(key="g_bulk_reject").click())
+    run(app.button(key="g_confirm").click())
+    assert {(store.get(i).state, store.get(i).reason) for i in ids} == {("rejected", "seam artifact")}
+    assert any("4 candidates rejected" in s.value for s in app.success)
+    run(app.button(key="g_undo_bulk").click())
+    assert [(store.get(i).state, store.get(i).reason) for i in ids] == [
+        ("undecided", None), ("accepted", None), ("rejected", "other"), ("undecided", None)]
+    assert [t.value for t in app.toast] == ["Undone: 4 candidates back as they were"]
+
+
+def test_gallery_thumbnails_are_clean_unless_outlined(app: AppTest, dataset_dirs, db_path):
+    queue(app, 1)
+    goto(app, "gallery")
+    store = store_of(dataset_dirs, db_path)
+    c = store.candidates()[0]
+    clean = image_urls(app)[0]
+    png = pictures.compute_thumbnail(open_dataset(*dataset_dirs), c.recipe)
+    thumb = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    zoom = thumb.shape[0] // store.render(c).image.shape[0]
+    assert thumb.ndim == 2 and np.array_equal(thumb[::zoom, ::zoom], store.render(c).image)
+    run(app.toggle(key="g_outline").set_value(True))
+    assert image_urls(app)[0] != clean
 
 
 # --------------------------------------------------------------------------- export
@@ -564,6 +747,7 @@ def test_isles_import_opens_the_imported_set(app: AppTest, tmp_path: Path):
     app.text_input(key=sidebar.ISLES_ROOT).input(str(tmp_path / "no-such-isles"))
     run(app.button(key=sidebar.ISLES_RUN).click())
     assert app.sidebar.error, "a missing ISLES folder is an st.error"
+    assert not app.sidebar.get("progress") and not app.sidebar.success  # the error alone
     assert app.session_state[context.ACTIVE]["origin"] == "command line"
 
     root = fake_isles(tmp_path / "isles")
@@ -575,6 +759,7 @@ def test_isles_import_opens_the_imported_set(app: AppTest, tmp_path: Path):
     assert active["origin"] == "ISLES 2022 import"
     assert Path(active["input_dir"]) == out / "input"
     assert len(list((out / "mask").glob("slice_0001_*.png"))) == 6
-    assert any("imported 1 case" in s.value for s in app.sidebar.success)
+    assert any(s.value.startswith("Imported 1 case: 6 slices") for s in app.sidebar.success)
+    assert not any("1 cases" in s.value for s in app.sidebar.success)
     assert Path(app.text_input(key=sidebar.INPUT_DIR).value) == out / "input"
     assert app.selectbox(key="c_source").value.startswith("slice_0001_")

@@ -108,14 +108,15 @@ def test_a_database_in_a_new_folder_is_made_only_when_confirmed(team, tmp_path: 
     wanted = root / "a" / "b" / "review.db"
     at.text_input(key=sidebar.DB).input(str(wanted))
     run(at.button(key=sidebar.OPEN).click())
-    assert any(f"{(root / 'a' / 'b').resolve()} of the review database does not exist" in w.value
+    assert any(f"`{(root / 'a' / 'b').resolve()}` for the review database does not exist" in w.value
                for w in at.sidebar.warning)
     assert not (root / "a").exists()
-    run(at.button(key=sidebar.CANCEL).click())
+    run(at.button(key=sidebar.KEEP_MISSING).click())
     assert not any("does not exist" in w.value for w in at.sidebar.warning)
     assert not (root / "a").exists() and Path(at.session_state[context.ACTIVE]["db"]) == root / "review.db"
+    at.text_input(key=sidebar.DB).input(str(wanted))
     run(at.button(key=sidebar.OPEN).click())
-    run(at.button(key=sidebar.CREATE).click())
+    run(at.button(key=sidebar.CREATE_FOLDER).click())
     assert wanted.is_file() and Path(at.session_state[context.ACTIVE]["db"]) == wanted
     assert not at.sidebar.error
 

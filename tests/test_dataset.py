@@ -111,6 +111,21 @@ def test_folder_errors(tmp_path, problem, message):
         open_dataset(input_dir, mask_dir)
 
 
+def test_masks_given_as_the_input_folder_are_an_error(tmp_path):
+    input_dir, mask_dir = make_training_set(tmp_path / "set")
+    with pytest.raises(DatasetError, match=r"input folder .*mask.* looks like masks: its slices "
+                                           r"hold only the grey values 0, 255"):
+        open_dataset(mask_dir, input_dir)  # swapped: the masks are the "images"
+    copy = tmp_path / "copy"
+    shutil.copytree(mask_dir, copy)
+    with pytest.raises(DatasetError, match="hold the same pictures"):
+        open_dataset(copy, mask_dir)  # the masks twice
+    images_again = tmp_path / "images-again"
+    shutil.copytree(input_dir, images_again)
+    with pytest.raises(DatasetError, match=r"hold the same pictures \(12 of 12 checked\)"):
+        open_dataset(input_dir, images_again)
+
+
 def test_awkward_but_valid_inputs(tmp_path):
     """0/1 masks, mixed 112/160 px, all-black slice, 1-px and 2-px lesions, border lesion."""
     rng = np.random.default_rng(3)

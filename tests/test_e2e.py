@@ -1,14 +1,16 @@
 """End to end: ``streamlit run app.py`` in a real headless Chromium (Playwright).
 
-A module fixture starts the app on a free localhost port on a small demo set
+A module fixture starts the app on a free localhost port on a copy of the demo set
 in tmp (``-- --input-dir … --mask-dir … --db …``) and waits for
-``/_stcore/health``. The test then works like a curator: queue candidates,
-accept two with the keyboard shortcut and reject one with the button, skip and
-undo, reload and find the progress kept, place a lesion by clicking the
-target, export, download the zip, and check the exported files with the
-user's own loader. It prints the median time from a decision to the next
-candidate being shown, and saves a screenshot of every page in
-``test-artifacts/``.
+``/_stcore/health``. The test then works like a curator: opens Review by a deep link
+on the cold server (app.py runs first), queues candidates, checks that the clean
+result, the decision buttons and the score are in view at 1440x900 and 1280x720 and
+that T flips to the target, decides with keys and buttons (timing each decision until
+the next candidate is painted with its pictures loaded, and asserting the median),
+reloads and finds the progress kept, pages through the Gallery and undoes a confirmed
+bulk decision, places a lesion by clicking the target, exports, downloads the zip and
+checks the exported files with the user's own loader. It saves screenshots of every
+page at both sizes in ``test-artifacts/`` and asserts the server log has no warning.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 import urllib.request
 import zipfile
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -40,7 +43,12 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-VIEWPORT = {"width": 1440, "height": 1500}
+VIEWPORT = {"width": 1440, "height": 900}
+TARGET_MS = 300
+"""The aim for decision -> next candidate painted with its pictures loaded, median (README)."""
+LATENCY_BOUND_MS = 3000
+"""What the test asserts: a busy shared machine (other test runs) can be far from the aim,
+which the README reports as measured."""
 START_TIMEOUT = 60
 
 
@@ -68,7 +76,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
 def server(tmp_path_factory):
     """The app served on a tmp copy of a small demo set; yields (url, paths)."""
     root = tmp_path_factory.mktemp("e2e")
-    made_in, made_mask = make_demo(root / "made", cases=3, slices=8, size=128)
+    made_in, made_mask = make_demo(root / "made")  # the demo set: 8 cases x 12 slices of 128 px
     input_dir, mask_dir = root / "set" / "input", root / "set" / "mask"
     shutil.copytree(made_in, input_dir)
     shutil.copytree(made_mask, mask_dir)
@@ -103,6 +111,7 @@ def page(server):
         context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
         pg = context.new_page()
         pg.set_default_timeout(20_000)
+        expect.set_options(timeout=20_000)  # a busy machine (other test runs) is slow
         yield pg
         context.close()
         browser.close()
@@ -113,30 +122,72 @@ def settle(page: Page) -> None:
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=30_000)
 
 
-def shot(page: Page, name: str) -> Path:
-    """Screenshot the whole page (Streamlit scrolls inside the page: grow the viewport)."""
+SIZES = ((1440, 900), (1280, 720))
+
+
+def shot(page: Page, name: str) -> None:
+    """Screenshots of what a user sees at 1440x900 and 1280x720 (test-artifacts/NAME-WxH.png)."""
     settle(page)
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], section')]"
-        ".map(e => e.scrollHeight), document.body.scrollHeight)")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(max(height, 900), 4000)})
-    page.wait_for_timeout(400)  # images decoded and laid out
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path))
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(400)  # laid out again, images decoded
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}x{height}.png"))
     page.set_viewport_size(VIEWPORT)
-    return path
 
 
 def heading(page: Page, candidate_id: int):
-    return page.locator("h4", has_text=re.compile(rf"Candidate #{candidate_id} ·"))
+    return page.locator("h5", has_text=re.compile(rf"Candidate #{candidate_id} ·"))
+
+
+PAINTED = """(id) => {
+  const main = document.querySelector('[data-testid=stMain]');
+  const caption = [...main.querySelectorAll('[data-testid=stImageCaption]')]
+    .some(c => c.innerText.trim().endsWith('candidate #' + id));
+  const boxes = [...main.querySelectorAll('[data-testid=stElementContainer]')]
+    .filter(e => e.querySelector('img'));
+  const done = caption && boxes.length >= 3 && boxes.every(e => e.getAttribute('data-stale') !== 'true'
+    && [...e.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0));
+  if (done && window.__decided !== undefined && window.__painted === undefined) {
+    window.__painted = performance.now();
+  }
+  return done;
+}"""
+"""Candidate #id is painted: its big picture's caption names it, and every picture on the page
+is from this run (not a stale one of the previous candidate) and loaded. Checked on every
+animation frame in the page, which notes the time it first holds."""
+
+START_CLOCK = """() => {
+  delete window.__decided; delete window.__painted;
+  const start = () => { if (window.__decided === undefined) window.__decided = performance.now(); };
+  document.addEventListener('keydown', start, {capture: true, once: true});
+  document.addEventListener('pointerdown', start, {capture: true, once: true});
+}"""
+"""Note in the page when the next key press or click (the decision) happens."""
 
 
 def decide_and_time(page: Page, action, next_id: int) -> float:
-    """Seconds from a decision (key press or click) until candidate #next_id is shown."""
-    t0 = time.perf_counter()
+    """Seconds from a decision (key press or click) until candidate #next_id is painted with its
+    pictures loaded (:data:`PAINTED`), by the page's own clock (no test-driver delays in it).
+    Starts when the app is idle, as after a curator's look."""
+    settle(page)
+    page.evaluate(START_CLOCK)
     action()
-    heading(page, next_id).wait_for(state="visible")
-    return time.perf_counter() - t0
+    page.wait_for_function(PAINTED, arg=next_id, polling="raf")
+    expect(heading(page, next_id)).to_be_visible()
+    return page.evaluate("() => (window.__painted - window.__decided) / 1000")
+
+
+def in_view(page: Page, locator) -> bool:
+    """The element is wholly inside the viewport (no scrolling needed)."""
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return (box is not None and box["x"] >= 0 and box["y"] >= 0
+            and box["x"] + box["width"] <= size["width"] + 0.5
+            and box["y"] + box["height"] <= size["height"] + 0.5)
+
+
+def big_picture(page: Page):
+    return page.get_by_test_id("stImage").filter(has_text=re.compile(r"· candidate #\d+$"))
 
 
 def nav(page: Page, title: str) -> None:
@@ -169,48 +220,100 @@ def test_curation_in_the_browser(server, page: Page):
     store = Store.open(paths["db"], open_dataset(paths["input"], paths["mask"]))
 
     # ---- Review, reached by a deep link on a fresh server: app.py runs first (the sidebar
-    # shows the open dataset), then the Review page; the URL stays /review. Queue 6 candidates.
+    # shows the open dataset), then the Review page; the URL stays /review. Queue 12 candidates.
     page.goto(f"{url}/review")
-    expect(page.get_by_text("Review candidates")).to_be_visible()
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_text("Folders given on the command line.")).to_be_visible()
-    expect(sidebar.get_by_text(re.compile(r"24 slices, 3 cases"))).to_be_visible()
+    expect(sidebar.get_by_text(re.compile(r"96 slices, 8 cases"))).to_be_visible()
     assert page.url.rstrip("/").endswith("/review")
     expect(page.get_by_text("No candidates yet")).to_be_visible()
-    page.get_by_label("How many").fill("6")
+    page.get_by_label("How many").fill("12")
     page.get_by_role("button", name="Queue candidates").click()
     expect(heading(page, 1)).to_be_visible()
-    expect(page.get_by_text("0 of 6 decided")).to_be_visible()
-    assert store.counts()["total"] == 6
-    shot(page, "review")
+    expect(page.get_by_text("0 of 12 decided")).to_be_visible()
+    expect(page.get_by_label("How many")).to_be_hidden()  # the queue panel closed
+    assert store.counts()["total"] == 12
+    page.wait_for_function(PAINTED, arg=1)
 
-    # ---- decide: A, A (keyboard), Reject (button), then S and U; time each
+    # ---- judging realism: the clean result large; decisions, picture and score in view
+    for size, least_px in zip(SIZES, (400, 300)):
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        settle(page)
+        picture = big_picture(page)
+        expect(picture).to_contain_text("Result · candidate #1")
+        assert picture.locator("img").bounding_box()["width"] >= least_px, size
+        for element in (page.get_by_role("button", name="Accept"),
+                        page.get_by_role("button", name="Reject"),
+                        page.get_by_role("button", name="Skip"), picture,
+                        page.get_by_test_id("stMetric").filter(has_text="Score")):
+            assert in_view(page, element), (size, element)
+        page.screenshot(path=str(ARTIFACTS / f"review-{size[0]}x{size[1]}.png"))
+    page.set_viewport_size(VIEWPORT)
+    # T flips to the target at the same place and scale, and back; layers are off until asked
+    page.get_by_test_id("stProgress").click()  # focus on the page, not an input
+    box = big_picture(page).locator("img").bounding_box()
+    page.keyboard.press("t")
+    expect(big_picture(page)).to_contain_text("Target before the blend · candidate #1")
+    assert big_picture(page).locator("img").bounding_box() == box
+    page.keyboard.press("t")
+    expect(big_picture(page)).to_contain_text("Result · candidate #1")
+    clean = big_picture(page).locator("img").get_attribute("src")
+    layers = page.get_by_test_id("stButtonGroup")
+    layers.get_by_role("button", name="Outline").click()
+    expect(big_picture(page).locator("img")).not_to_have_attribute("src", clean)
+    layers.get_by_role("button", name="Outline").click()
+    expect(big_picture(page).locator("img")).to_have_attribute("src", clean)
+
+    # ---- decide with keys and buttons; time each decision until the next one is painted
     times = []
-    page.get_by_text("Review candidates").click()  # focus on the page, not an input
-    times.append(decide_and_time(page, lambda: page.keyboard.press("a"), 2))
-    times.append(decide_and_time(page, lambda: page.keyboard.press("a"), 3))
-    times.append(decide_and_time(
-        page, lambda: page.get_by_role("button", name="Reject").click(), 4))
-    times.append(decide_and_time(page, lambda: page.keyboard.press("s"), 5))
-    times.append(decide_and_time(page, lambda: page.keyboard.press("u"), 4))  # undo the skip
-    expect(page.get_by_text("3 of 6 decided")).to_be_visible()
+    page.get_by_test_id("stProgress").click()
+    for key_or_button, next_id in (("a", 2), ("a", 3), ("Reject", 4), ("s", 5), ("u", 4),
+                                   ("a", 5), ("a", 6), ("Reject", 7), ("a", 8), ("a", 9)):
+        if len(key_or_button) == 1:
+            action = partial(page.keyboard.press, key_or_button)
+        else:
+            action = page.get_by_role("button", name=key_or_button).click
+        times.append(decide_and_time(page, action, next_id))
+    expect(page.get_by_text("8 of 12 decided")).to_be_visible()
     states = {c.id: c.state for c in store.candidates()}
-    assert states == {1: "accepted", 2: "accepted", 3: "rejected", 4: "undecided",
-                      5: "undecided", 6: "undecided"}
+    assert states == {1: "accepted", 2: "accepted", 3: "rejected", 4: "accepted", 5: "accepted",
+                      6: "rejected", 7: "accepted", 8: "accepted", 9: "undecided",
+                      10: "undecided", 11: "undecided", 12: "undecided"}
     median_ms = statistics.median(times) * 1000
-    print(f"\ndecision -> next candidate shown: median {median_ms:.0f} ms "
-          f"(n={len(times)}: {', '.join(f'{t * 1000:.0f}' for t in times)} ms)")
-    assert median_ms < 3000
+    print(f"\ndecision -> next candidate painted, pictures loaded: median {median_ms:.0f} ms "
+          f"(n={len(times)}: {', '.join(f'{t * 1000:.0f}' for t in times)} ms; aim {TARGET_MS} ms)")
+    assert median_ms <= LATENCY_BOUND_MS
 
     # ---- reload: the queue resumes where it was (state lives in the store)
     page.reload()
-    expect(heading(page, 4)).to_be_visible()
-    expect(page.get_by_text("3 of 6 decided")).to_be_visible()
+    expect(heading(page, 9)).to_be_visible()
+    expect(page.get_by_text("8 of 12 decided")).to_be_visible()
 
-    # ---- Gallery
+    # ---- Gallery: 24 candidates on two pages; a filter goes back to page 1; a bulk decision
+    # asks first and is undone in one step
+    store.queue(12, 5, batch="more")
     nav(page, "Gallery")
-    expect(page.get_by_text("6 shown")).to_be_visible()
-    expect(page.locator("[data-testid=stImage]")).to_have_count(6)
+    expect(page.get_by_text("24 shown")).to_be_visible()
+    thumbs = page.locator("[data-testid=stImage]")
+    expect(thumbs).to_have_count(20)
+    page.get_by_role("button", name="Page 2").click()
+    expect(thumbs).to_have_count(4)
+    page.get_by_label("State", exact=True).click()
+    page.get_by_role("option", name="undecided").click()
+    expect(page.get_by_text("16 shown")).to_be_visible()
+    expect(thumbs).to_have_count(16)
+    settle(page)
+    page.get_by_role("button", name="Select page").click()
+    expect(page.get_by_text("16 shown · 16 selected")).to_be_visible()
+    settle(page)
+    page.get_by_role("button", name="Reject", exact=True).click()
+    expect(page.get_by_text("Reject 16 selected candidates")).to_be_visible()
+    page.get_by_role("button", name="Reject 16").click()
+    expect(page.get_by_text("16 candidates rejected.")).to_be_visible()
+    assert store.counts()["rejected"] == 2 + 16
+    page.get_by_role("button", name="Undo").click()
+    expect(page.get_by_text("16 shown")).to_be_visible()
+    assert store.counts()["rejected"] == 2 and store.counts()["undecided"] == 16
     shot(page, "gallery")
 
     # ---- Compose: click the centre of the target to place the lesion there
@@ -220,12 +323,17 @@ def test_curation_in_the_browser(server, page: Page):
     expect(target).to_be_visible()
     box = target.bounding_box()
     shape = open_dataset(paths["input"], paths["mask"]).slices[0].shape
-    fx, fy = 0.5, 0.42
-    target.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
-    want = (int(fx * box["width"] * shape[1] / box["width"]),
-            int(fy * box["height"] * shape[0] / box["height"]))
+    want = (shape[1] // 2, int(0.42 * shape[0]))  # slice pixel (x, y); click its middle
+    target.click(position={"x": (want[0] + 0.5) * box["width"] / shape[1],
+                           "y": (want[1] + 0.5) * box["height"] / shape[0]})
     spot = page.get_by_text(re.compile(r"spot x=\d+, y=\d+"))
     expect(spot).to_contain_text(f"spot x={want[0]}, y={want[1]}")
+    # the result and Accept / Reject sit beside the target: a click needs no scroll at 1440x900
+    settle(page)
+    result = page.get_by_test_id("stImage").filter(has_text=re.compile(r"^Result$"))
+    for element in (result.locator("img"), page.get_by_role("button", name="Accept"),
+                    page.get_by_role("button", name="Reject")):
+        assert in_view(page, element), element
     shot(page, "compose")
 
     # ---- Export: dry run, export, files load with the user's loader, zip
@@ -234,8 +342,8 @@ def test_curation_in_the_browser(server, page: Page):
     page.get_by_role("button", name="Dry run").click()
     expect(page.get_by_text("nothing was written")).to_be_visible()
     assert not out_in.exists()
-    page.get_by_role("button", name="Export 2 accepted").click()
-    expect(page.get_by_text(re.compile(r"export: 2 written"))).to_be_visible()
+    page.get_by_role("button", name="Export 6 accepted").click()
+    expect(page.get_by_text(re.compile(r"export: 6 written"))).to_be_visible()
     shot(page, "export")
     loaded = load_like_the_user(out_in, out_mask)
     accepted = {c.case_id for c in store.candidates(state="accepted")}
@@ -256,7 +364,7 @@ def test_curation_in_the_browser(server, page: Page):
     # ---- Stats
     nav(page, "Stats")
     expect(page.get_by_text("Accept rate")).to_be_visible()
-    expect(page.get_by_text("67%")).to_be_visible()
+    expect(page.get_by_text("75%")).to_be_visible()
     shot(page, "stats")
 
     log = paths["log"].read_text()

@@ -330,6 +330,17 @@ def test_clean_up_removes_only_our_temp_files_of_dead_writers(training_set, tmp_
 
 # ----------------------------------------------------------------- 4: one line, not a traceback
 
+@pytest.mark.parametrize("argv", [["status", "--db", "LOOP"], ["demo", "--out", "LOOP"],
+                                  ["export", "--db", "LOOP", "--out-input-dir", "a", "--out-mask-dir", "b"]])
+def test_a_symlink_loop_as_a_path_argument_is_one_error_line(tmp_path, capsys, argv):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)  # found by the fuzz test: Path.resolve raised RuntimeError
+    code = main([str(loop) if a == "LOOP" else str(tmp_path / a) if a in "ab" else a for a in argv])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert_one_error_line(err, "loop")
+
+
 def test_a_symlink_loop_among_the_input_files_is_one_error_line(training_set, tmp_path, capsys):
     input_dir, _ = training_set
     (input_dir / "slice_0009_0000.png").symlink_to(input_dir / "slice_0009_0001.png")

@@ -154,6 +154,26 @@ def test_draw_marker_centred_on_pixel(slice_):
     assert abs(xs.mean() - (10 * 4 + 2)) < 1.5 and abs(ys.mean() - (20 * 4 + 2)) < 1.5
 
 
+def test_draw_marker_gap_keeps_the_centre_clear(slice_):
+    rgb = overlay.to_rgb(slice_, 4)
+    marked = overlay.draw_marker(rgb, 10, 20, zoom=4, gap=14)
+    cx, cy = 10 * 4 + 2, 20 * 4 + 2
+    assert (marked[cy - 11:cy + 12, cx - 11:cx + 12] == rgb[cy - 11:cy + 12, cx - 11:cx + 12]).all()
+    assert colour_pixels(marked, overlay.MARKER_RGB).any()
+
+
+def test_shade_region_tints_and_outlines_only_the_region(slice_):
+    region = disc(slice_.shape, 30, 40, 8)
+    rgb = overlay.to_rgb(slice_, 2)
+    shaded = overlay.shade_region(rgb, region, zoom=2)
+    changed = np.any(shaded != rgb, axis=2)
+    inside = overlay.upscale(region, 2)
+    assert changed[inside].mean() > 0.9 and not changed[~inside].any()
+    assert colour_pixels(shaded, overlay.VALID_RGB).any()
+    with pytest.raises(ValueError, match="does not match"):
+        overlay.shade_region(rgb, region[:10], zoom=2)
+
+
 @given(st.integers(0, 60), st.integers(0, 70), st.integers(1, 20), st.integers(1, 20),
        st.integers(0, 10), st.integers(1, 64))
 @settings(max_examples=80, deadline=None)
@@ -165,6 +185,21 @@ def test_neighbourhood_contains_bbox_and_fits(r0, c0, h, w, pad, min_size):
     assert rows.start <= r0 and rows.stop >= r1 and cols.start <= c0 and cols.stop >= c1
     assert rows.stop - rows.start >= min(min_size, 64)
     assert cols.stop - cols.start >= min(min_size, 80)
+
+
+@given(st.integers(0, 60), st.integers(0, 70), st.integers(1, 64), st.integers(1, 80),
+       st.integers(8, 48))
+@settings(max_examples=80, deadline=None)
+def test_neighbourhood_max_size_keeps_the_centre(r0, c0, h, w, max_size):
+    shape = (64, 80)
+    r1, c1 = min(r0 + h, 64), min(c0 + w, 80)
+    rows, cols = overlay.neighbourhood((r0, c0, r1, c1), shape, pad=6, min_size=8, max_size=max_size)
+    for window, lo, hi, n in ((rows, r0, r1, 64), (cols, c0, c1, 80)):
+        assert 0 <= window.start and window.stop <= n
+        assert window.stop - window.start <= max_size
+        assert window.start <= (lo + hi) // 2 < window.stop
+        if hi - lo + 12 <= max_size:  # small enough: the whole bbox with its pad
+            assert window.start <= lo and window.stop >= hi
 
 
 def test_mask_bbox():

@@ -284,6 +284,20 @@ def test_decide_many_is_all_or_nothing_and_can_spare_decided_ones(store, queued)
         store.decide_many("12", "accepted")
 
 
+def test_undo_many_clears_the_decided_ones_in_one_go(store, queued):
+    ids = [c.id for c in queued]
+    store.decide_many(ids[:4], "accepted", reviewer="ana")
+    store.decide(ids[4], "rejected", reason="other")
+    with pytest.raises(StoreError, match="no candidate with id 999"):
+        store.undo_many(ids[:4] + [999])
+    assert store.counts()["accepted"] == 4  # nothing written
+    assert store.undo_many(ids[:6], reviewer="ana") == ids[:5]  # ids[5] was undecided
+    assert store.counts()["undecided"] == len(ids)
+    assert [h.decision for h in store.history(ids[4])] == ["rejected", "cleared"]
+    with pytest.raises(StoreError, match="must be an iterable"):
+        store.undo_many(3)
+
+
 def test_undo_redo_history(store, queued):
     cid = queued[0].id
     store.decide(cid, "accepted", reviewer="ana")

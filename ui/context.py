@@ -47,6 +47,19 @@ LAST_GOOD = "cfg_last_good"          # dict: the last configuration that opened
 OPEN_ERROR = "cfg_open_error"        # str | None: why the last open attempt failed
 REVIEWER = "cfg_reviewer"            # str: reviewer name recorded with decisions (sidebar input)
 ROOT_DIR = "cfg_root"                # str | None: the folder every path must lie in
+FOLDER_ASK = "cfg_folder_ask"        # dict | None: a configuration waiting for "create its db folder?"
+
+OTHER_DATASET_HINT = "(allow_other_dataset / --allow-other-dataset to use it anyway)"
+"""How the library's wrong-database error ends; the app names its own checkbox instead."""
+ALLOW_OTHER_LABEL = "Use the database even if the files changed"
+
+
+class MissingFolder(PoissonBlendError):
+    """The review database's folder does not exist: the app asks before creating it."""
+
+    def __init__(self, folder: Path):
+        super().__init__(f"the folder {folder} for the review database does not exist")
+        self.folder = folder
 
 # --------------------------------------------------------------------------- configuration
 
@@ -159,11 +172,11 @@ def cached_dataset(input_dir: str, mask_dir: str, _generation: int = 0) -> tuple
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def cached_store(db: str, dataset_identity: str, allow_other_dataset: bool, _dataset: Dataset,
-                 create_folders: bool = False) -> Store:
+def cached_store(db: str, dataset_identity: str, allow_other_dataset: bool, create_folders: bool,
+                 _dataset: Dataset) -> Store:
     """Open the review database once per (file, dataset); with `allow_other_dataset`,
     bind it to this dataset from now on (the user ticked "use it even if the files changed");
-    a missing folder of a new database is made only with `create_folders` (the user confirmed)."""
+    with `create_folders`, make its missing folder (the user confirmed)."""
     store = Store.open(db or None, _dataset, allow_other_dataset=allow_other_dataset,
                        create_folders=create_folders)
     if allow_other_dataset:
@@ -193,8 +206,10 @@ def open_config(config: dict) -> Context:
         raise PoissonBlendError("choose an input folder and a mask folder")
     dataset, _ = cached_dataset(str(confined(config["input_dir"])), str(confined(config["mask_dir"])))
     db = str(confined(config["db"] if config.get("db") else default_store_path(dataset)))
-    store = cached_store(db, dataset.identity, bool(config.get("allow_other_dataset")), dataset,
-                         bool(config.get("create_folders")))
+    if not Path(db).parent.exists() and not config.get("create_folder"):
+        raise MissingFolder(Path(db).parent)
+    store = cached_store(db, dataset.identity, bool(config.get("allow_other_dataset")),
+                         bool(config.get("create_folder")), dataset)
     return Context(dataset, store, {**config, "db": db})
 
 
@@ -227,6 +242,7 @@ def start(argv: Sequence[str]) -> Context | None:
     if CLI not in ss:
         ss[CLI], ss[OPEN_ERROR] = parse_cli(argv)
     ss.setdefault(OPEN_ERROR, None)
+    ss.setdefault(FOLDER_ASK, None)
     ss.setdefault(DATA_DIR, default_data_dir(ss[CLI]))
     ss.setdefault(ROOT_DIR, configured_root(ss[CLI], data_dir()))
     if ACTIVE not in ss:
@@ -245,8 +261,12 @@ def try_open(config: dict) -> Context | None:
     """Open `config`; on a PoissonBlendError remember the message and return None."""
     try:
         ctx = open_config(dict(config))
+    except MissingFolder:
+        st.session_state[FOLDER_ASK] = dict(config)
+        return None
     except PoissonBlendError as exc:
-        st.session_state[OPEN_ERROR] = str(exc)
+        st.session_state[OPEN_ERROR] = str(exc).replace(
+            OTHER_DATASET_HINT, f"(tick “{ALLOW_OTHER_LABEL}” in the sidebar to use it anyway)")
         return None
     return ctx
 
@@ -278,5 +298,10 @@ def page_state(ctx: Context, prefix: str, defaults: dict, *, per_dataset: Iterab
 
 def describe(ctx: Context) -> str:
     ds = ctx.dataset
-    return (f"{len(ds)} slices, {len(ds.case_ids)} cases, {len(ds.lesion_table)} lesions "
-            f"· review database {ctx.config['db']}")
+    return (f"{plural(len(ds), 'slice')}, {plural(len(ds.case_ids), 'case')}, "
+            f"{plural(len(ds.lesion_table), 'lesion')} · review database {ctx.config['db']}")
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 case``, ``2 cases``, ``1,024 slices`` (`many`: an irregular plural)."""
+    return f"{n:,} {noun if n == 1 else many or noun + 's'}"

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import streamlit as st
 
@@ -90,53 +91,105 @@ def placed_ghost(dataset: Dataset, recipe: Recipe) -> np.ndarray:
     return ghost
 
 
-def compute_target_click(dataset: Dataset, recipe: Recipe | None, target: str,
-                         display: int = CLICK_PX) -> bytes:
-    """The target with its lesions (blue), the lesion's footprint (orange) and the spot marker."""
-    image, lesions = dataset.load(target)
+TINY_AREA = 30
+"""A placed lesion of at most this many px gets a ring around it on the clickable target."""
+
+
+def compute_target_click(dataset: Dataset, recipe: Recipe, spot_xy: tuple[int, int] | None, *,
+                         valid: np.ndarray | None = None, display: int = CLICK_PX) -> bytes:
+    """The clickable target: where the recipe's lesion's centre may go (green, for its current
+    transform: `valid`, by default ``valid_spots_for``), the target's lesions (blue), and at
+    `spot_xy` the lesion's footprint (orange, ringed when tiny) and the spot marker. The recipe's
+    own (x, y) is ignored."""
+    image, lesions = dataset.load(recipe.target)
     zoom = overlay.fit_zoom(image.shape, display)
     ghost = None
-    if recipe is not None:
+    if spot_xy is not None:
         try:
-            ghost = placed_ghost(dataset, recipe)
+            ghost = placed_ghost(dataset, replace(recipe, x=int(spot_xy[0]), y=int(spot_xy[1])))
         except PoissonBlendError:
             ghost = None
     rgb = overlay.mask_overlay(image, lesions, ghost, opacity=0.25, zoom=zoom)
-    if recipe is not None:
-        rgb = overlay.draw_marker(rgb, recipe.x, recipe.y, zoom=zoom)
-    return overlay.png_bytes(rgb)
+    try:
+        valid = valid_spots_for(dataset, recipe) if valid is None else valid
+    except PoissonBlendError:
+        valid = None  # no lesion to place: nothing to shade
+    if valid is not None:
+        rgb = overlay.shade_region(rgb, valid, zoom=zoom)
+    if spot_xy is None:
+        return overlay.png_bytes(rgb)
+    gap = None
+    box = overlay.mask_bbox(ghost) if ghost is not None else None
+    if box is not None and int(ghost.sum()) <= TINY_AREA:
+        r0, c0, r1, c1 = box
+        radius = int((max(r1 - r0, c1 - c0) / 2 + 3) * zoom)
+        centre = (int((c0 + c1) * zoom / 2), int((r0 + r1) * zoom / 2))
+        cv2.circle(rgb, centre, radius, overlay.NEW_RGB, 2, cv2.LINE_AA)
+        gap = radius + 3
+    return overlay.png_bytes(overlay.draw_marker(rgb, spot_xy[0], spot_xy[1], zoom=zoom, gap=gap))
 
 
-def compute_candidate(dataset: Dataset, recipe: Recipe, *, opacity: float = 0.35,
-                      display: int = PREVIEW_PX) -> dict:
-    """Source (its lesion highlighted), target, result with overlay, close-up, as PNG bytes."""
+VIEWS = ("result", "target", "difference")
+"""What the big picture of a candidate shows: the blended result, the target before the blend
+(same place, same scale), or |result − target| as a heat-map."""
+BIG_PX = 512
+"""Long side (px) of a candidate's big picture (integer zoom; the browser fits it to its column)."""
+CLOSE_UP_PX = 192
+"""Side (px) of a candidate's close-up (at most; shown at its own size)."""
+CLOSE_UP_ZOOM = 4
+"""The close-up's least nearest-neighbour zoom: its window is at most CLOSE_UP_PX / 4 slice px."""
+OVERLAY_OPACITY = 0.35
+
+
+def compute_candidate_picture(dataset: Dataset, recipe: Recipe, *, view: str = "result",
+                              overlay_masks: bool = False, outline: bool = False,
+                              close_up: bool = False, display: int | None = None) -> bytes:
+    """One picture for judging a candidate, PNG-encoded.
+
+    Parameters
+    ----------
+    view : {"result", "target", "difference"}
+        See :data:`VIEWS`. The target shows where the new lesion will be when its masks are drawn.
+    overlay_masks, outline : bool
+        Tint (:data:`OVERLAY_OPACITY`) and/or outline the target's own lesions (blue) and the
+        new lesion (orange); both off: the picture as it is (greyscale). Not on the difference map.
+    close_up : bool
+        The placed lesion's surroundings at >= :data:`CLOSE_UP_ZOOM` x nearest neighbour
+        (:data:`CLOSE_UP_PX` px) instead of the whole slice (:data:`BIG_PX` px).
+    display : int, optional
+        Another long side (px) for the whole slice (thumbnails).
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
     sample = render(dataset, recipe)
     target, target_lesions = dataset.load(recipe.target)
-    zoom = overlay.fit_zoom(target.shape, display)
-    return {
-        "source": compute_source(dataset, recipe.source, recipe.lesion, display),
-        "target": overlay.png_bytes(overlay.mask_overlay(target, target_lesions, None,
-                                                         opacity=0.0, zoom=zoom)),
-        "overlay": overlay.png_bytes(overlay.mask_overlay(sample.image, target_lesions,
-                                                          sample.lesion_mask, opacity=opacity,
-                                                          zoom=zoom)),
-        "blended": overlay.png_bytes(overlay.upscale(sample.image, zoom)),
-        "zoom": overlay.png_bytes(overlay.zoom_overlay(sample.image, target_lesions,
-                                                       sample.lesion_mask, display=display // 2)),
-    }
+    new = sample.lesion_mask
+    rows, cols = slice(None), slice(None)
+    if close_up:
+        box = overlay.mask_bbox(new)
+        if box is not None:
+            rows, cols = overlay.neighbourhood(box, target.shape, pad=8, min_size=32,
+                                               max_size=CLOSE_UP_PX // CLOSE_UP_ZOOM)
+    before, after = target[rows, cols], sample.image[rows, cols]
+    zoom = overlay.fit_zoom(before.shape, CLOSE_UP_PX if close_up else display or BIG_PX, max_zoom=12)
+    if view == "difference":
+        return overlay.png_bytes(overlay.diff_heatmap(before, after, zoom=zoom))
+    base = after if view == "result" else before
+    if not (overlay_masks or outline):
+        return overlay.png_bytes(overlay.upscale(base, zoom))
+    return overlay.png_bytes(overlay.mask_overlay(
+        base, target_lesions[rows, cols], new[rows, cols], zoom=zoom, outline=outline,
+        opacity=OVERLAY_OPACITY if overlay_masks else 0.0))
 
 
-def compute_thumbnail(dataset: Dataset, recipe: Recipe, display: int = THUMB_PX) -> bytes:
-    sample = render(dataset, recipe)
-    _, target_lesions = dataset.load(recipe.target)
-    zoom = overlay.fit_zoom(sample.image.shape, display)
-    return overlay.png_bytes(overlay.mask_overlay(sample.image, target_lesions, sample.lesion_mask,
-                                                  opacity=0.4, zoom=zoom))
+def compute_thumbnail(dataset: Dataset, recipe: Recipe, *, outline: bool = False,
+                      display: int = THUMB_PX) -> bytes:
+    """The blended result as it is (greyscale), or with the masks outlined."""
+    return compute_candidate_picture(dataset, recipe, outline=outline, display=display)
 
 
-def random_spot(dataset: Dataset, recipe: Recipe, draw: int) -> tuple[int, int]:
-    """A valid (x, y) for the recipe's lesion on its target; PlacementError if none."""
-    valid = valid_spots_for(dataset, recipe)
+def random_spot(valid: np.ndarray, draw: int) -> tuple[int, int]:
+    """A random (x, y) among `valid` (``valid_spots_for``); PlacementError if there is none."""
     return sample_spot(valid, np.random.default_rng([draw, 7]))
 
 
@@ -212,20 +265,34 @@ def source_png(key: str, name: str, highlight: int | None, _dataset: Dataset) ->
     return compute_source(_dataset, name, highlight)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def valid_spots(key: str, recipe_json: str, _dataset: Dataset) -> np.ndarray:
+    """Where the recipe's lesion's centre may go on its target ((row, col) bool; x, y ignored)."""
+    recipe = Recipe.from_dict(json.loads(recipe_json))
+    return valid_spots_for(_dataset, replace(recipe, x=0, y=0))
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
-def target_click_png(key: str, recipe_json: str | None, target: str, _dataset: Dataset) -> bytes:
-    recipe = Recipe.from_dict(json.loads(recipe_json)) if recipe_json else None
-    return compute_target_click(_dataset, recipe, target)
+def target_click_png(key: str, recipe_json: str, spot_xy: tuple[int, int] | None,
+                     _dataset: Dataset) -> bytes:
+    recipe = Recipe.from_dict(json.loads(recipe_json))
+    try:
+        valid = valid_spots(key, replace(recipe, x=0, y=0).to_json(), _dataset)
+    except PoissonBlendError:
+        valid = None
+    return compute_target_click(_dataset, recipe, spot_xy, valid=valid)
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def candidate_pngs(key: str, recipe_json: str, opacity: float, _dataset: Dataset) -> dict:
-    return compute_candidate(_dataset, Recipe.from_dict(json.loads(recipe_json)), opacity=opacity)
+@st.cache_data(max_entries=1024, show_spinner=False)
+def candidate_picture(key: str, recipe_json: str, view: str, overlay_masks: bool, outline: bool,
+                      close_up: bool, _dataset: Dataset) -> bytes:
+    return compute_candidate_picture(_dataset, Recipe.from_dict(json.loads(recipe_json)), view=view,
+                                     overlay_masks=overlay_masks, outline=outline, close_up=close_up)
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)
-def thumbnail_png(key: str, recipe_json: str, _dataset: Dataset) -> bytes:
-    return compute_thumbnail(_dataset, Recipe.from_dict(json.loads(recipe_json)))
+def thumbnail_png(key: str, recipe_json: str, outline: bool, _dataset: Dataset) -> bytes:
+    return compute_thumbnail(_dataset, Recipe.from_dict(json.loads(recipe_json)), outline=outline)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -25,6 +25,7 @@ FORM = "sb_form"
 OPEN = "sb_open"                     # buttons
 DEMO = "sb_demo"
 RELOAD = "sb_reload"
+CREATE_FOLDER, KEEP_MISSING = "sb_create_folder", "sb_keep_missing"  # "create the db folder?"
 ISLES_ROOT = "sb_isles_root"         # the ISLES import
 ISLES_OUT = "sb_isles_out"
 ISLES_MODALITY = "sb_isles_modality"
@@ -32,8 +33,6 @@ ISLES_SKIP_EMPTY = "sb_isles_skip_empty"
 ISLES_RUN = "sb_isles_run"
 ISLES_RESULT = "sb_isles_result"     # str | None: summary line of the last import
 PENDING = "sb_pending"               # dict | None: folders to show in the inputs next run
-CONFIRM = "sb_confirm"               # dict | None: configuration whose database folder is to be made
-CREATE, CANCEL = "sb_create", "sb_cancel"  # buttons of that question
 
 ORIGIN_TEXT = {"command line": "Folders given on the command line.",
                "remembered": "The folders chosen last time (remembered).",
@@ -41,31 +40,27 @@ ORIGIN_TEXT = {"command line": "Folders given on the command line.",
                "ISLES 2022 import": "Imported from ISLES 2022."}
 
 
-def missing_db_folder(db: str) -> Path | None:
-    """The folder a typed database path needs that does not exist yet (None if none is missing,
-    or the path is unusable anyway: opening it says why)."""
-    if not db:
-        return None
-    try:
-        folder = cx.confined(db).parent
-    except PoissonBlendError:
-        return None
-    return None if folder.is_dir() else folder
-
-
 def _open_from_sidebar() -> None:
     ss = st.session_state
     config = {"input_dir": ss[INPUT_DIR].strip(), "mask_dir": ss[MASK_DIR].strip(),
               "db": ss[DB].strip(), "origin": "sidebar", "allow_other_dataset": bool(ss[ALLOW_OTHER])}
-    ss[CONFIRM] = config if missing_db_folder(config["db"]) else None
-    if ss[CONFIRM] is None:  # else the user is asked first
-        _activate_and_remember(cx.try_open(config))
+    ss[cx.FOLDER_ASK] = None
+    opened = cx.try_open(config)
+    if opened is None and ss[cx.FOLDER_ASK] is None:
+        _sync_fields(ss[cx.ACTIVE])  # it failed: the fields show again what is open
+    _activate_and_remember(opened)
 
 
-def _create_and_open() -> None:
-    config = st.session_state[CONFIRM]
-    st.session_state[CONFIRM] = None
-    _activate_and_remember(cx.try_open({**config, "create_folders": True}))
+def _create_folder_and_open() -> None:
+    ss = st.session_state
+    config, ss[cx.FOLDER_ASK] = ss[cx.FOLDER_ASK], None
+    _activate_and_remember(cx.try_open({**config, "create_folder": True}))
+
+
+def _keep_folder_missing() -> None:
+    ss = st.session_state
+    ss[cx.FOLDER_ASK] = None
+    _sync_fields(ss[cx.ACTIVE])
 
 
 def _open_demo() -> None:
@@ -105,7 +100,7 @@ def _init_state() -> None:
                        INPUT_DIR: active.get("input_dir", ""), MASK_DIR: active.get("mask_dir", ""),
                        DB: active.get("db", ""), ALLOW_OTHER: False, ISLES_ROOT: "",
                        ISLES_OUT: str(cx.data_dir() / "isles2022"), ISLES_MODALITY: "dwi",
-                       ISLES_SKIP_EMPTY: True, ISLES_RESULT: None, CONFIRM: None}.items():
+                       ISLES_SKIP_EMPTY: True, ISLES_RESULT: None}.items():
         ss.setdefault(key, value)
 
 
@@ -136,6 +131,16 @@ def dataset_panel(ctx: cx.Context | None) -> None:
         st.caption(f"Every folder and file must lie in `{cx.confined(st.session_state[cx.ROOT_DIR])}`.")
     if st.session_state[cx.OPEN_ERROR]:
         st.error(st.session_state[cx.OPEN_ERROR], icon=":material/error:")
+    asked = st.session_state[cx.FOLDER_ASK]
+    if asked:
+        folder = Path(asked["db"]).expanduser().parent
+        with st.container(border=True):
+            st.warning(f"The folder `{folder}` for the review database does not exist. "
+                       "Create it, with the database in it?", icon=":material/create_new_folder:")
+            yes, no = st.columns(2)
+            yes.button("Create", key=CREATE_FOLDER, type="primary", on_click=_create_folder_and_open,
+                       width="stretch")
+            no.button("Cancel", key=KEEP_MISSING, on_click=_keep_folder_missing, width="stretch")
     with st.form(FORM, border=False):
         st.text_input("Input folder (images)", key=INPUT_DIR, persist_state="session",
                       placeholder="/path/to/input", help="Folder of slice_<case>_<NNNN>.png images")
@@ -143,22 +148,13 @@ def dataset_panel(ctx: cx.Context | None) -> None:
                       help="Lesion masks with the same file names")
         st.text_input("Review database", key=DB, persist_state="session", placeholder="(default: poissonblend.db next to "
                       "the dataset)", help="SQLite file holding candidates and decisions")
-        st.checkbox("Use the database even if the files changed", key=ALLOW_OTHER,
+        st.checkbox(cx.ALLOW_OTHER_LABEL, key=ALLOW_OTHER,
                     help="A review database remembers the folders and file contents it was made "
                          "for; tick this to keep using it after you added or changed slices. "
                          "Export still re-renders every accepted sample and reports any that "
                          "no longer render as reviewed.")
         st.form_submit_button("Open dataset", key=OPEN, on_click=_open_from_sidebar,
                               type="primary", width="stretch")
-    if st.session_state[CONFIRM]:
-        folder = missing_db_folder(st.session_state[CONFIRM]["db"])
-        st.warning(f"The folder {folder} of the review database does not exist. Create it and "
-                   "a new database there?", icon=":material/create_new_folder:")
-        left, right = st.columns(2)
-        left.button("Create", key=CREATE, on_click=_create_and_open, type="primary",
-                    width="stretch")
-        right.button("Cancel", key=CANCEL, on_click=st.session_state.__setitem__,
-                     args=(CONFIRM, None), width="stretch")
     left, right = st.columns(2)
     left.button("Demo dataset", key=DEMO, on_click=_open_demo, width="stretch")
     right.button("Re-index", key=RELOAD, on_click=_reload, width="stretch",
@@ -177,14 +173,17 @@ def isles_panel() -> None:
                       help="The folder holding the sub-strokecaseNNNN cases and derivatives/")
         st.text_input("Output folder", key=ISLES_OUT, persist_state="session",
                       help="Slices go to <output>/input and <output>/mask")
-        st.selectbox("Modality", ["dwi", "adc", "flair"], key=ISLES_MODALITY, persist_state="session")
+        st.selectbox("Modality", ["dwi", "adc", "flair"], key=ISLES_MODALITY, persist_state="session",
+                     help="DWI and ADC are on the masks' grid; FLAIR is resampled onto it")
         st.checkbox("Leave out slices without brain or lesion", key=ISLES_SKIP_EMPTY,
                     persist_state="session")
         if st.button("Import and open", key=ISLES_RUN, width="stretch"):
+            ss[ISLES_RESULT] = None  # the last import's message is not this one's
             bar = st.progress(0.0, text="Reading the NIfTI headers…")
 
             def _progress(done: int, total: int) -> None:
-                bar.progress(done / total if total else 1.0, text=f"{done} of {total} cases imported")
+                bar.progress(done / total if total else 1.0,
+                             text=f"{done} of {cx.plural(total, 'case')} imported")
 
             try:
                 with warnings.catch_warnings(record=True) as caught:
@@ -194,11 +193,13 @@ def isles_panel() -> None:
                                            modality=ss[ISLES_MODALITY], skip_empty=ss[ISLES_SKIP_EMPTY],
                                            progress=_progress)
             except PoissonBlendError as exc:
+                bar.empty()  # the error takes the progress bar's place
                 show_error(exc)
             else:
+                bar.empty()
                 for w in caught:
                     st.warning(str(w.message), icon=":material/warning:")
-                ss[ISLES_RESULT] = summary.summary_line()
+                ss[ISLES_RESULT] = import_message(summary, ss[ISLES_MODALITY])
                 opened = cx.try_open({"input_dir": str(summary.input_dir),
                                       "mask_dir": str(summary.mask_dir), "db": "",
                                       "origin": "ISLES 2022 import"})
@@ -209,3 +210,16 @@ def isles_panel() -> None:
                     st.rerun()
         if ss[ISLES_RESULT]:
             st.success(ss[ISLES_RESULT])
+
+
+def import_message(summary, modality: str) -> str:
+    """What an ISLES import did, in the app's words (plurals; FLAIR's resampling said)."""
+    skipped = f" ({cx.plural(len(summary.skipped), 'case')} skipped)" if summary.skipped else ""
+    text = (f"Imported {cx.plural(len(summary.cases), 'case')}{skipped}: "
+            f"{cx.plural(summary.slices, 'slice')} ({summary.written:,} written, "
+            f"{summary.unchanged:,} unchanged), {cx.plural(summary.lesion_slices, 'slice')} with "
+            f"lesions, into `{summary.out_dir}`.")
+    if modality == "flair":
+        text += (" FLAIR was resampled onto the grid of the lesion masks (trilinear), so that "
+                 "image and mask match voxel for voxel.")
+    return text

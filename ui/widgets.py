@@ -7,6 +7,7 @@ They take the session-state keys they use as arguments: the page calling them ow
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -16,7 +17,7 @@ from poissonblend.blend import VISIBLE_FRACTION
 from poissonblend.recipe import MAX_LESION_FRACTION, MAX_LEVEL_SHIFT, Recipe
 from poissonblend.store import REASONS, Candidate
 from ui import pictures
-from ui.context import Context
+from ui.context import Context, plural
 
 ORDER_LABELS = {"created": "Queue order", "score_asc": "Worst score first",
                 "score_desc": "Best score first"}
@@ -53,9 +54,11 @@ def slice_filters(dataset: Dataset, *, only_key: str, search_key: str, placehold
                   need_brain: bool = False, holdout: frozenset[str] = frozenset()) -> list[str]:
     """The 'only slices with lesions' toggle and case-id search; the slice names they let
     through (never one of a `holdout` case)."""
-    f1, f2 = st.columns([2, 3], vertical_alignment="bottom")
-    f1.toggle("Only slices with lesions", key=only_key, persist_state="session")
-    f2.text_input("Search case id", key=search_key, placeholder=placeholder, persist_state="session")
+    f1, f2 = st.columns([2, 3], vertical_alignment="center")
+    f1.toggle("Lesions only", key=only_key, persist_state="session",
+              help="List only slices with at least one lesion")
+    f2.text_input("Search case id", key=search_key, placeholder=f"search case id, {placeholder}",
+                  persist_state="session", label_visibility="collapsed")
     return slice_names(dataset, only_lesions=st.session_state[only_key],
                        query=st.session_state[search_key], need_brain=need_brain, holdout=holdout)
 
@@ -99,21 +102,21 @@ def slice_selector(dataset: Dataset, label: str, key: str, names: Sequence[str],
     else:
         b1, sel, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
         listed = names
-    b1.button("◀", key=prev_key, on_click=_step_and_notify, args=(key, names, -1, on_change),
-              help=f"Previous {label.lower()}")
+    b1.button("", key=prev_key, on_click=_step_and_notify, args=(key, names, -1, on_change),
+              help=f"Previous {label.lower()}", icon=":material/chevron_left:", width="stretch")
     sel.selectbox(label, listed, key=key, on_change=on_change, persist_state="session",
                   format_func=lambda n: slice_label(dataset, n, with_case=not many))
-    b2.button("▶", key=next_key, on_click=_step_and_notify, args=(key, names, 1, on_change),
-              help=f"Next {label.lower()}")
+    b2.button("", key=next_key, on_click=_step_and_notify, args=(key, names, 1, on_change),
+              help=f"Next {label.lower()}", icon=":material/chevron_right:", width="stretch")
 
 
 def slice_label(dataset: Dataset, name: str, *, with_case: bool = True) -> str:
-    """``slice_0003_0012.png — case 0003 · slice 12 · 2 lesions``, or ``slice 12 · 2 lesions``."""
+    """``case 0003 · slice 12 · 2 lesions``, or ``slice 12 · 2 lesions``."""
     info = dataset.info(name)
-    lesions = f"{len(info.lesions)} lesion{'s' if len(info.lesions) != 1 else ''}"
+    lesions = plural(len(info.lesions), "lesion")
     if not with_case:
         return f"slice {info.slice_index} · {lesions}"
-    return f"{name} — case {info.case_id} · slice {info.slice_index} · {lesions}"
+    return f"case {info.case_id} · slice {info.slice_index} · {lesions}"
 
 
 def slice_with_largest_lesion(dataset: Dataset, names: Sequence[str]) -> str:
@@ -178,13 +181,21 @@ QUALITY_HELP = {
 }
 
 
-def quality_report(quality: dict, *, columns: int = 3) -> None:
-    """The quality report as metrics with explanations."""
-    cols = st.columns(columns)
-    for i, (field, (label, fmt, help_)) in enumerate(QUALITY_HELP.items()):
-        value = quality.get(field)
-        text = "–" if value is None else fmt.format(int(value) if fmt.endswith("px") else value)
-        cols[i % columns].metric(label, text, help=help_)
+def quality_text(quality: dict, field: str) -> str:
+    """One quality figure as shown (``–`` if missing)."""
+    value = quality.get(field)
+    fmt = QUALITY_HELP[field][1]
+    return "–" if value is None else fmt.format(int(value) if fmt.endswith("px") else value)
+
+
+def quality_summary(quality: dict) -> None:
+    """The score as a metric and the other figures in two short lines (explained on hover)."""
+    score, rest = st.columns([1, 3], vertical_alignment="center")
+    label, _, help_ = QUALITY_HELP["score"]
+    score.metric(label, quality_text(quality, "score"), help=help_)
+    others = [f for f in QUALITY_HELP if f != "score"]
+    rest.markdown(" · ".join(f"{QUALITY_HELP[f][0]} **{quality_text(quality, f)}**" for f in others),
+                  help="\n\n".join(f"**{QUALITY_HELP[f][0]}**: {QUALITY_HELP[f][2]}" for f in others))
 
 
 def recipe_caption(recipe: Recipe) -> str:
@@ -208,22 +219,78 @@ def candidate_title(c: Candidate) -> str:
     return f"Candidate #{c.id} · {STATE_ICONS.get(c.state, '')} {c.state}{reason}"
 
 
-def candidate_view(ctx: Context, c: Candidate, *, opacity: float = 0.35) -> None:
-    """One candidate, large: source | target | result with overlay, close-up and quality."""
-    pngs = pictures.candidate_pngs(ctx.key, c.recipe.to_json(), opacity, ctx.dataset)
-    cols = st.columns(3)
-    with cols[0]:
-        image(pngs["source"], f"Source {c.recipe.source} · lesion {c.recipe.lesion} (orange)")
-    with cols[1]:
-        image(pngs["target"], f"Target {c.recipe.target} (own lesions in blue)")
-    with cols[2]:
-        image(pngs["overlay"], "Result · new lesion orange, original lesions blue")
-    st.caption(recipe_caption(c.recipe) + f" · batch {c.batch or '–'} · case id `{c.case_id}`")
-    left, right = st.columns([1, 3])
-    with left:
-        image(pngs["zoom"], "Close-up of the new lesion")
-    with right:
-        quality_report(c.quality)
+@dataclass(frozen=True)
+class ViewerKeys:
+    """Session-state keys of a :func:`candidate_viewer`, named by the page that shows it."""
+
+    target: str   # int | None: the candidate whose target is shown instead of its result (T)
+    layers: str   # list[str]: LAYERS switched on
+    flip: str     # the "target / result" button
+
+    def defaults(self) -> dict:
+        return {self.target: None, self.layers: []}
+
+
+LAYERS = {"overlay": "Overlay", "outline": "Outline", "difference": "Difference"}
+"""Drawn over a candidate's big picture on demand (all off: the result as it is)."""
+
+
+@st.fragment
+def candidate_viewer(ctx: Context, c: Candidate, keys: ViewerKeys) -> None:
+    """One candidate for judging its realism, in one fragment (T and the toggles rerun only it).
+
+    Left, large: the clean result, or with T the target at the same place and scale, or the
+    difference map; overlay and outline on demand. Right: view controls, the quality report,
+    a close-up (>= 4x nearest neighbour) and the source with its lesion outlined.
+    """
+    ss = st.session_state
+    layers = set(ss.get(keys.layers) or ())
+    showing_target = ss.get(keys.target) == c.id
+    view = "difference" if "difference" in layers else "target" if showing_target else "result"
+    recipe_json = c.recipe.to_json()
+
+    def picture(close_up: bool) -> bytes:
+        return pictures.candidate_picture(ctx.key, recipe_json, view, "overlay" in layers,
+                                          "outline" in layers, close_up, ctx.dataset)
+
+    def flip() -> None:
+        ss[keys.target] = None if ss.get(keys.target) == c.id else c.id
+
+    big, panel = st.columns([9, 10], gap="medium")
+    captions = {"result": "Result", "target": "Target before the blend",
+                "difference": "Difference |result − target|"}
+    with big:
+        image(picture(False), f"{captions[view]} · candidate #{c.id}")
+    with panel:
+        left, right = st.columns([2, 3], vertical_alignment="bottom")
+        left.button("Result (T)" if showing_target else "Target (T)", key=keys.flip, shortcut="T",
+                    on_click=flip, icon=":material/compare:", width="stretch",
+                    disabled=view == "difference",
+                    help="Flip between the result and the target before the blend (same place, same scale)")
+        right.pills("Show", list(LAYERS), key=keys.layers, selection_mode="multi",
+                    format_func=LAYERS.get, label_visibility="collapsed",
+                    help="Overlay: masks tinted (new lesion orange, the target's own blue); "
+                         "outline: their edges; difference: |result − target| as a heat-map")
+        quality_summary(c.quality)
+        close, source = st.columns(2, gap="small")
+        close.image(picture(True), caption=f"Close-up ({pictures.CLOSE_UP_ZOOM}× or more)",
+                    width="content", output_format="PNG")
+        source.image(pictures.source_png(ctx.key, c.recipe.source, c.recipe.lesion, ctx.dataset),
+                     caption=f"Source · lesion {c.recipe.lesion} outlined", width=pictures.CLOSE_UP_PX,
+                     output_format="PNG")
+        st.caption(recipe_caption(c.recipe) + f" · batch {c.batch or '–'} · case id `{c.case_id}`")
+
+
+def warm_candidate(ctx: Context, c: Candidate, keys: ViewerKeys) -> None:
+    """Render and encode the pictures :func:`candidate_viewer` shows first for `c` (with the layers
+    switched on now), and its target for T, so that showing it later costs no picture work."""
+    layers = set(st.session_state.get(keys.layers) or ())
+    view = "difference" if "difference" in layers else "result"
+    recipe_json = c.recipe.to_json()
+    for view, close_up in ((view, False), (view, True), ("target", False)):
+        pictures.candidate_picture(ctx.key, recipe_json, view, "overlay" in layers,
+                                   "outline" in layers, close_up, ctx.dataset)
+    pictures.source_png(ctx.key, c.recipe.source, c.recipe.lesion, ctx.dataset)
 
 
 def reason_options() -> list[str]:

@@ -15,4 +15,5 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "count the candidates of a review database by state"),
     "decide": ("decide", "accept / reject / skip candidates by id or quality"),
     "export": ("export", "write accepted candidates into output folders"),
+    "ablate": ("ablate", "measure what augmentation does to U-Net Dice on your slices (K-fold)"),
 }

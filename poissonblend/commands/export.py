@@ -26,6 +26,7 @@ from pathlib import Path
 from ..dataset import open_dataset
 from ..errors import OutputError, StoreError
 from ..export import export, export_zip
+from ..io import resolve_path
 from ..store import Store
 from ._progress import progress_bar
 
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.input_dir is None) != (args.mask_dir is None):
         raise StoreError("give both --input-dir and --mask-dir, or neither")
     if not Path(args.db).is_file():
-        raise StoreError(f"no review database at {Path(args.db).resolve()} (queue candidates first)")
+        raise StoreError(f"no review database at {resolve_path(args.db, StoreError)} "
+                         "(queue candidates first)")
     dataset = open_dataset(args.input_dir, args.mask_dir) if args.input_dir else None
     store = Store.open(args.db, dataset, allow_other_dataset=args.allow_other_dataset)
     with progress_bar("export", "sample") as progress:
