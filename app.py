@@ -30,6 +30,7 @@ page = st.navigation([
     st.Page("app_pages/gallery.py", title="Gallery", icon=":material/grid_view:"),
     st.Page("app_pages/export.py", title="Export", icon=":material/file_download:"),
     st.Page("app_pages/stats.py", title="Stats", icon=":material/bar_chart:"),
+    st.Page("app_pages/evidence.py", title="Evidence", icon=":material/science:"),
 ], position="top")
 if ctx is None:
     st.error("No dataset could be opened; choose folders in the sidebar.", icon=":material/error:")
