@@ -1,7 +1,8 @@
 """PoissonBlend curation app: compose, review, gallery, export, stats.
 
 Run ``streamlit run app.py`` (opens on the bundled demo set) or
-``streamlit run app.py -- --input-dir I --mask-dir M [--db DB] [--data-dir D]``.
+``streamlit run app.py -- --input-dir I --mask-dir M [--db DB] [--data-dir D] [--root R]``
+(``--root``: every path the app reads or writes must lie in R).
 
 This entry script is the router: it resolves the dataset (command line, else
 the folders remembered from the sidebar, else the demo set generated into the
@@ -29,6 +30,7 @@ page = st.navigation([
     st.Page("app_pages/gallery.py", title="Gallery", icon=":material/grid_view:"),
     st.Page("app_pages/export.py", title="Export", icon=":material/file_download:"),
     st.Page("app_pages/stats.py", title="Stats", icon=":material/bar_chart:"),
+    st.Page("app_pages/evidence.py", title="Evidence", icon=":material/science:"),
 ], position="top")
 if ctx is None:
     st.error("No dataset could be opened; choose folders in the sidebar.", icon=":material/error:")

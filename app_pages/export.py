@@ -88,6 +88,8 @@ if dry or go:
         bar.progress(done / total if total else 1.0, text=f"{done} of {total} samples")
 
     try:
+        folders = tuple(str(context.confined(f)) for f in folders)
+        manifest = str(context.confined(manifest)) if manifest else None
         summary = export(store, *folders, manifest=manifest, prune=bool(ss[PRUNE]),
                          dry_run=bool(dry), progress=progress)
     except PoissonBlendError as exc:

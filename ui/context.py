@@ -1,6 +1,9 @@
 """What every page works on: the configuration, the open dataset and review store.
 
 - the resolved configuration (command line, remembered settings, or the demo set);
+- the root folder every path the app reads or writes must lie in (``--root``, else
+  ``POISSONBLEND_ROOT``, else ``"root"`` in the data folder's ``settings.json``; none
+  confines nothing) and :func:`confined`, through which every typed path goes;
 - ``st.cache_resource`` wrappers for the dataset and the review store;
 - :func:`context`, the :class:`Context` a page starts from, and :func:`page_state`,
   with which a page names its session-state keys and forgets the per-dataset ones
@@ -27,12 +30,13 @@ import streamlit as st
 from poissonblend.dataset import Dataset, open_dataset
 from poissonblend.demo import ensure_demo
 from poissonblend.errors import PoissonBlendError
-from poissonblend.io import atomic_write_bytes
+from poissonblend.io import atomic_write_bytes, within_root
 from poissonblend.store import Store, default_store_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = ROOT / "data"
 DATA_DIR_ENV = "POISSONBLEND_DATA_DIR"
+ROOT_ENV = "POISSONBLEND_ROOT"
 SETTINGS_FILE = "settings.json"
 
 # Session-state keys shared by the router, the sidebar and the pages
@@ -42,6 +46,7 @@ ACTIVE = "cfg_active"                # dict(input_dir, mask_dir, db, origin) in 
 LAST_GOOD = "cfg_last_good"          # dict: the last configuration that opened
 OPEN_ERROR = "cfg_open_error"        # str | None: why the last open attempt failed
 REVIEWER = "cfg_reviewer"            # str: reviewer name recorded with decisions (sidebar input)
+ROOT_DIR = "cfg_root"                # str | None: the folder every path must lie in
 FOLDER_ASK = "cfg_folder_ask"        # dict | None: a configuration waiting for "create its db folder?"
 
 OTHER_DATASET_HINT = "(allow_other_dataset / --allow-other-dataset to use it anyway)"
@@ -59,13 +64,13 @@ class MissingFolder(PoissonBlendError):
 # --------------------------------------------------------------------------- configuration
 
 def parse_cli(argv: Sequence[str]) -> tuple[dict, str | None]:
-    """``--input-dir I --mask-dir M [--db DB] [--data-dir D]`` -> (dict, error message or None).
+    """``--input-dir I --mask-dir M [--db DB] [--data-dir D] [--root R]`` -> (dict, error or None).
 
     Unknown arguments are ignored (the app may run under a test runner).
     """
     parser = argparse.ArgumentParser(prog="streamlit run app.py --", add_help=False,
                                      exit_on_error=False)
-    for name in ("--input-dir", "--mask-dir", "--db", "--data-dir"):
+    for name in ("--input-dir", "--mask-dir", "--db", "--data-dir", "--root"):
         parser.add_argument(name)
     try:
         args, _ = parser.parse_known_args(list(argv))
@@ -88,28 +93,50 @@ def default_data_dir(cli: dict) -> str:
 SETTING_KEYS = ("input_dir", "mask_dir", "db", "reviewer")
 
 
-def load_settings(folder: Path) -> dict:
-    """The remembered sidebar choices ({} if none or unreadable)."""
+def _settings_file(folder: Path) -> dict:
+    """Everything in the data folder's settings.json ({} if none or unreadable)."""
     try:
         data = json.loads((folder / SETTINGS_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in data.items() if k in SETTING_KEYS
-            and isinstance(v, str)} if isinstance(data, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_settings(folder: Path) -> dict:
+    """The remembered sidebar choices ({} if none or unreadable)."""
+    return {k: v for k, v in _settings_file(folder).items() if k in SETTING_KEYS and isinstance(v, str)}
 
 
 def save_settings(folder: Path, values: dict) -> None:
-    """Remember some of :data:`SETTING_KEYS` (merged into the file, written atomically).
+    """Remember some of :data:`SETTING_KEYS` (merged into the file, written atomically; other
+    keys, such as the ``root`` of whoever serves the app, are kept as they are).
 
     A read-only data folder only loses the memory.
     """
-    data = load_settings(folder)
+    data = _settings_file(folder)
     data.update({k: values.get(k) or "" for k in SETTING_KEYS if k in values})
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(folder / SETTINGS_FILE, json.dumps(data, indent=2).encode())
     except OSError:
         pass
+
+
+def configured_root(cli: dict, folder: Path) -> str | None:
+    """The root folder: ``--root``, else ``$POISSONBLEND_ROOT``, else ``"root"`` in the data
+    folder's settings.json (written by whoever serves the app; the app never writes it)."""
+    if cli.get("root") or os.environ.get(ROOT_ENV):
+        return cli.get("root") or os.environ[ROOT_ENV]
+    root = _settings_file(folder).get("root")
+    return root if isinstance(root, str) and root.strip() else None
+
+
+def confined(path: str | os.PathLike) -> Path:
+    """`path` resolved, checked to lie in the root folder (if one is set).
+
+    Raises :class:`~poissonblend.errors.OutsideRootError` (a PoissonBlendError) otherwise.
+    """
+    return within_root(path, st.session_state.get(ROOT_DIR))
 
 
 def reviewer() -> str | None:
@@ -177,9 +204,8 @@ def open_config(config: dict) -> Context:
         config.update(demo_config(data_dir()))
     if not config.get("input_dir") or not config.get("mask_dir"):
         raise PoissonBlendError("choose an input folder and a mask folder")
-    dataset, _ = cached_dataset(str(Path(config["input_dir"]).expanduser()),
-                                str(Path(config["mask_dir"]).expanduser()))
-    db = str(Path(config["db"]).expanduser()) if config.get("db") else str(default_store_path(dataset))
+    dataset, _ = cached_dataset(str(confined(config["input_dir"])), str(confined(config["mask_dir"])))
+    db = str(confined(config["db"] if config.get("db") else default_store_path(dataset)))
     if not Path(db).parent.exists() and not config.get("create_folder"):
         raise MissingFolder(Path(db).parent)
     store = cached_store(db, dataset.identity, bool(config.get("allow_other_dataset")),
@@ -218,6 +244,7 @@ def start(argv: Sequence[str]) -> Context | None:
     ss.setdefault(OPEN_ERROR, None)
     ss.setdefault(FOLDER_ASK, None)
     ss.setdefault(DATA_DIR, default_data_dir(ss[CLI]))
+    ss.setdefault(ROOT_DIR, configured_root(ss[CLI], data_dir()))
     if ACTIVE not in ss:
         ss[ACTIVE] = initial_config(ss[CLI], data_dir())
     return open_active()
@@ -225,8 +252,7 @@ def start(argv: Sequence[str]) -> Context | None:
 
 def dataset_warnings(config: dict) -> list[str]:
     try:
-        return cached_dataset(str(Path(config["input_dir"]).expanduser()),
-                              str(Path(config["mask_dir"]).expanduser()))[1]
+        return cached_dataset(str(confined(config["input_dir"])), str(confined(config["mask_dir"])))[1]
     except PoissonBlendError:
         return []
 

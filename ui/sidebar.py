@@ -127,6 +127,8 @@ def dataset_panel(ctx: cx.Context | None) -> None:
         st.caption(cx.describe(ctx))
         for message in cx.dataset_warnings(ctx.config):
             st.warning(message, icon=":material/warning:")
+    if st.session_state[cx.ROOT_DIR]:
+        st.caption(f"Every folder and file must lie in `{cx.confined(st.session_state[cx.ROOT_DIR])}`.")
     if st.session_state[cx.OPEN_ERROR]:
         st.error(st.session_state[cx.OPEN_ERROR], icon=":material/error:")
     asked = st.session_state[cx.FOLDER_ASK]
@@ -186,7 +188,8 @@ def isles_panel() -> None:
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    summary = import_isles(ss[ISLES_ROOT].strip(), ss[ISLES_OUT].strip(),
+                    summary = import_isles(cx.confined(ss[ISLES_ROOT].strip()),
+                                           cx.confined(ss[ISLES_OUT].strip()),
                                            modality=ss[ISLES_MODALITY], skip_empty=ss[ISLES_SKIP_EMPTY],
                                            progress=_progress)
             except PoissonBlendError as exc:
