@@ -119,7 +119,9 @@ def run_drawn(argv: list[str], world: dict) -> tuple[int, str]:
         shutil.rmtree(out, ignore_errors=True)
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+# Not `ablate`: a drawn run that gets through trains in this process, and JAX's threads would then
+# share it with the forks of later tests; its bad input is tested in test_ablate_run.py.
+@pytest.mark.parametrize("command", sorted(set(COMMANDS) - {"ablate"}))
 def test_every_command_ends_in_0_2_or_130_without_a_traceback(world, command):
     @settings(max_examples=20, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow])
