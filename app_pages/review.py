@@ -33,7 +33,8 @@ QUEUE_ANY_LEVEL = "r_queue_any_level"      # bool: no level limit
 QUEUE_LESION_FRACTION = "r_queue_lesion_fraction"
 QUEUE_TARGET_TISSUE = "r_queue_target_tissue"
 QUEUE_GO = "r_queue_go"              # buttons
-QUEUE_MORE = "r_queue_more"
+QUEUE_PANEL = "r_queue_panel"        # + generation: the "queue more" expander (a new one is closed)
+QUEUE_GEN = "r_queue_gen"            # int
 ACCEPT, REJECT, SKIP, UNDO_BTN = "r_accept", "r_reject", "r_skip", "r_undo_btn"
 PREV, NEXT = "r_prev", "r_next"
 WARM_AHEAD = 4
@@ -47,7 +48,7 @@ context.page_state(ctx, "r", {
     QUEUE_MODE: "normal", QUEUE_SCALE: (0.8, 1.2), QUEUE_ROTATION: (-30, 30), QUEUE_FLIP: True,
     QUEUE_MARGIN: 6, QUEUE_MIN_AREA: 9, QUEUE_METHOD: METHODS[0],
     QUEUE_LEVEL_SHIFT: MAX_LEVEL_SHIFT, QUEUE_ANY_LEVEL: False, QUEUE_LESION_FRACTION: MAX_LESION_FRACTION,
-    QUEUE_TARGET_TISSUE: MIN_TARGET_TISSUE, FLASH: None, WARM: set(), **VIEWER.defaults(),
+    QUEUE_TARGET_TISSUE: MIN_TARGET_TISSUE, QUEUE_GEN: 0, FLASH: None, WARM: set(), **VIEWER.defaults(),
 }, per_dataset=(CURRENT, UNDO, WARM))
 
 
@@ -208,12 +209,8 @@ def queue_form() -> None:
         (queued.invisible, "where the lesion did not visibly arrive")) if count]
     flash("ok", f"Queued {widgets.plural(len(queued), 'candidate')} (batch {batch}, "
                 f"samples {start}–{start + n - 1}{''.join('; ' + a for a in again)})")
-    st.rerun()  # the queue panel closes (a dialog, or the form that shows while the queue is empty)
-
-
-@st.dialog("Queue random candidates", width="large")
-def queue_dialog() -> None:
-    queue_form()
+    ss[QUEUE_GEN] += 1
+    st.rerun()  # the queue panel closes: a new, collapsed "queue more" (or the form shown while empty)
 
 
 # ---------------------------------------------------------------- the page, as one fragment
@@ -224,18 +221,14 @@ def review() -> None:
     counts = store.counts()
     current = current_candidate(ss[CURRENT], ss[ORDER])
     decided = counts["total"] - counts["undecided"]
-    title, progress, order, more = st.columns([5, 4, 3, 2], vertical_alignment="center")
+    title, progress, order = st.columns([5, 4, 3], vertical_alignment="center")
     title.markdown(f"##### {widgets.candidate_title(current)}" if current else "##### Review")
     progress.progress(decided / counts["total"] if counts["total"] else 0.0,
                       text=f"**{decided} of {counts['total']} decided** · {counts['accepted']} "
                            f"accepted · {counts['rejected']} rejected · {counts['skipped']} skipped")
     order.selectbox("Order", ORDERS, key=ORDER, format_func=widgets.ORDER_LABELS.get,
                     on_change=on_order_change, bind="query-params", label_visibility="collapsed")
-    if counts["total"]:
-        if more.button("Queue", key=QUEUE_MORE, icon=":material/playlist_add:", width="stretch",
-                       help="Queue more random candidates"):
-            queue_dialog()
-    else:
+    if not counts["total"]:
         with st.container(border=True):
             st.markdown("**Queue random candidates**")
             queue_form()
@@ -276,4 +269,8 @@ def review() -> None:
     prefetch(current.id, ss[ORDER])
 
 
+if store.counts()["total"]:  # outside the fragment: a decision does not redraw the form
+    with st.expander("Queue more random candidates", key=f"{QUEUE_PANEL}_{ss[QUEUE_GEN]}",
+                     icon=":material/playlist_add:"):
+        queue_form()
 review()

@@ -600,7 +600,9 @@ def slice_levels(parsed: Sequence[tuple[str, int]]) -> list[float]:
 
 
 MASK_LIKE_VALUES = 3
-"""An input folder whose sampled slices hold at most this many grey values in all looks like masks."""
+"""An input folder whose sampled slices hold at most this many grey values in all, each one a mask
+value (:data:`MASK_VALUES`), looks like masks."""
+MASK_VALUES = frozenset({0, 1, 255})
 
 
 def check_images_are_not_masks(input_dir: Path, mask_dir: Path, names: Sequence[str], *,
@@ -608,9 +610,9 @@ def check_images_are_not_masks(input_dir: Path, mask_dir: Path, names: Sequence[
     """Raise if the input folder holds masks instead of images (folders swapped or mixed up).
 
     Reads up to `sample` pairs spread over `names`. The input folder looks like masks when
-    its sampled slices hold at most :data:`MASK_LIKE_VALUES` distinct grey values in all
-    (masks are 0/255 or 0/1; a brain image has dozens), or when every sampled image equals
-    its mask pixel for pixel.
+    its sampled slices hold at most :data:`MASK_LIKE_VALUES` distinct grey values in all, each
+    one of :data:`MASK_VALUES` (masks are 0/255 or 0/1; a brain image has dozens), or when
+    every sampled image equals its mask pixel for pixel.
 
     Raises
     ------
@@ -635,7 +637,7 @@ def check_images_are_not_masks(input_dir: Path, mask_dir: Path, names: Sequence[
         raise DatasetError(f"the input folder {input_dir} and the mask folder {mask_dir} hold the "
                            f"same pictures ({len(picked)} of {len(names)} checked): give the "
                            "images as the input folder and the lesion masks as the mask folder")
-    if picked and len(values) <= MASK_LIKE_VALUES:
+    if picked and len(values) <= MASK_LIKE_VALUES and values <= MASK_VALUES:
         shown = ", ".join(map(str, sorted(values)))
         raise DatasetError(f"the input folder {input_dir} looks like masks: its slices hold only "
                            f"the grey values {shown} ({len(picked)} of {len(names)} checked); "

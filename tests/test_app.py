@@ -470,12 +470,12 @@ def captions(at: AppTest) -> list[str]:
 def test_review_shows_the_clean_result_large_and_flips_to_the_target(app: AppTest, dataset_dirs,
                                                                      db_path):
     queue(app, 2)
-    with pytest.raises(KeyError):
-        app.number_input(key="r_queue_n")  # the queue panel closed once candidates were queued
+    [panel] = [e for e in app.expander if e.label == "Queue more random candidates"]
+    assert not panel.proto.expanded  # the queue panel closed once candidates were queued
     first = store_of(dataset_dirs, db_path).next_undecided()
     assert captions(app)[:3] == [f"Result · candidate #{first.id}", "Close-up (4× or more)",
                                  f"Source · lesion {first.recipe.lesion} outlined"]
-    assert app.get("button_group")[0].value == []  # overlay, outline, difference: all off
+    assert app.button_group(key="r_layers").value == []  # overlay, outline, difference: all off
     sample = store_of(dataset_dirs, db_path).render(first)
     result = cv2.imdecode(np.frombuffer(pictures.compute_candidate_picture(
         open_dataset(*dataset_dirs), first.recipe), np.uint8), cv2.IMREAD_UNCHANGED)
@@ -486,12 +486,12 @@ def test_review_shows_the_clean_result_large_and_flips_to_the_target(app: AppTes
     assert captions(app)[0] == f"Target before the blend · candidate #{first.id}"
     run(app.button(key="r_flip").click())
     assert captions(app)[0] == f"Result · candidate #{first.id}" and image_urls(app)[0] == clean
-    run(app.get("button_group")[0].set_value(["outline"]))
+    run(app.button_group(key="r_layers").set_value(["outline"]))
     assert captions(app)[0] == f"Result · candidate #{first.id}" and image_urls(app)[0] != clean
-    run(app.get("button_group")[0].set_value(["difference"]))
+    run(app.button_group(key="r_layers").set_value(["difference"]))
     assert captions(app)[0] == f"Difference |result − target| · candidate #{first.id}"
     # the next candidate starts on its clean result again after a decision... with the layers kept
-    run(app.get("button_group")[0].set_value([]))
+    run(app.button_group(key="r_layers").set_value([]))
     run(app.button(key="r_flip").click())
     run(app.button(key="r_accept").click())
     assert captions(app)[0].startswith("Result · candidate #")

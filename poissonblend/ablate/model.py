@@ -8,8 +8,11 @@ outputs the lesion probability per pixel, same shape.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -150,6 +153,9 @@ def train(model: "keras.Model", x: np.ndarray, y: np.ndarray, batches: Sequence[
           progress: Callable[[int, int], None] | None = None) -> float:
     """One optimiser step per batch of indices into `x`, `y`; return the last loss.
 
+    Ctrl-C (SIGINT) ends training after the current step with :class:`KeyboardInterrupt`:
+    raised inside a compiled step, the interrupt could be lost.
+
     Parameters
     ----------
     x, y : (n, rows, cols, 1) ndarray of float32
@@ -157,11 +163,28 @@ def train(model: "keras.Model", x: np.ndarray, y: np.ndarray, batches: Sequence[
     progress : callable(done, total), optional
     """
     loss = float("nan")
-    for k, index in enumerate(batches):
-        loss = float(np.asarray(model.train_on_batch(x[index], y[index])))
-        if progress is not None:
-            progress(k + 1, len(batches))
+    with _interrupt_between_steps() as interrupted:
+        for k, index in enumerate(batches):
+            loss = float(np.asarray(model.train_on_batch(x[index], y[index])))
+            if progress is not None:
+                progress(k + 1, len(batches))
+            if interrupted():
+                raise KeyboardInterrupt
     return loss
+
+
+@contextlib.contextmanager
+def _interrupt_between_steps() -> Iterator[Callable[[], bool]]:
+    """Catch SIGINT into a flag (where Python would raise KeyboardInterrupt); yield its reader."""
+    caught: list[int] = []
+    install = (threading.current_thread() is threading.main_thread()
+               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum)) if install else None
+    try:
+        yield lambda: bool(caught)
+    finally:
+        if install:
+            signal.signal(signal.SIGINT, previous)
 
 
 def predict(model: "keras.Model", x: np.ndarray, *, batch_size: int) -> np.ndarray:
