@@ -39,8 +39,8 @@ from .dataset import Dataset
 from .errors import DiskFullError, OutputError, PoissonBlendWarning
 from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .machine import end_with_parent, usable_cpus
-from .output import (MANIFEST_NAME, check_manifest, folder_lock, manifest_row, prepare_output_dirs,
-                     sample_paths, write_manifest, write_sample)
+from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, check_manifest, folder_lock, manifest_row,
+                     prepare_output_dirs, sample_paths, write_manifest, write_sample)
 from .recipe import Draw, Recipe, SamplingOptions, draw_sample, sample_rng
 
 CHUNK = 32
@@ -269,7 +269,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
             remove_stale_temp_files(folder)  # left by a killed run; live writers' are kept
         results, stopped = _make_all(dataset, out_i, out_m, count=count, seed=seed,
                                      options=options, workers=workers, progress=progress)
-        summary = _finish(results, manifest, count=count, seed=seed)
+        summary = _finish(results, manifest, count=count, seed=seed, holdout=options.holdout)
         if stopped == _INTERRUPTED:
             raise KeyboardInterrupt
         if stopped == _DISK_FULL:
@@ -325,18 +325,23 @@ def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: i
         cv2.setNumThreads(cv_threads)
 
 
-def _finish(results: list, manifest: Path, *, count: int, seed: int) -> GenerateSummary:
-    """List the written and skipped samples in the manifest; raise on name conflicts."""
+def _finish(results: list, manifest: Path, *, count: int, seed: int,
+            holdout: frozenset[str]) -> GenerateSummary:
+    """List the written and skipped samples in the manifest; raise on name conflicts.
+
+    Each row's ``holdout_cases`` names the held-out cases its run kept out.
+    """
     rows: dict[str, dict] = {}
     statuses: dict[str, str] = {}
     for i, recipe, case_id, status, quality, _ in results:
         if case_id not in rows:  # a repeated draw is one case, listed once
             rows[case_id] = manifest_row(case_id, recipe, quality, seed=seed, sample_index=i)
+            rows[case_id]["holdout_cases"] = " ".join(sorted(holdout))
             statuses[case_id] = status
     conflicts = [s for s in statuses.values() if s not in ("written", "skipped")]
     done_rows = [row for cid, row in rows.items() if statuses[cid] in ("written", "skipped")]
     if done_rows:
-        write_manifest(manifest, done_rows)
+        write_manifest(manifest, done_rows, columns=MANIFEST_COLUMNS + ("holdout_cases",))
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise OutputError(conflicts[0] + more)

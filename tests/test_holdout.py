@@ -97,6 +97,7 @@ def test_generate_holdout_and_a_warning_naming_unknown_ids(training_set, tmp_pat
         rows = list(csv.DictReader(fh))
     assert len(rows) == 80
     assert {r["source_case"] for r in rows} | {r["target_case"] for r in rows} == {"0000", "0002"}
+    assert {r["holdout_cases"] for r in rows} == {"0001 0003 sub-strokecase0042"}  # the split kept
     code, _, err = run(capsys, "generate", "--input-dir", str(input_dir), "--mask-dir", str(mask_dir),
                        "--out-input-dir", str(tmp_path / "ai"), "--out-mask-dir",
                        str(tmp_path / "am"), "--count", "1", "--holdout", str(tmp_path / "nope.txt"))
