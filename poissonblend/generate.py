@@ -41,7 +41,7 @@ from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .machine import end_with_parent, usable_cpus
 from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, check_manifest, folder_lock, manifest_row,
                      prepare_output_dirs, sample_paths, write_manifest, write_sample)
-from .recipe import Draw, Recipe, SamplingOptions, draw_sample, sample_rng
+from .recipe import Recipe, SamplingOptions, draw_sample, sample_rng
 
 CHUNK = 32
 Progress = Callable[[int, int], None]
@@ -89,10 +89,12 @@ _JOB: dict = {}
 def _make(indices: Sequence[int], results: list) -> None:
     """Draw, render and write samples `indices` of the batch, appending to `results`.
 
-    Appends ``(index, recipe, case_id, status, quality, draw)`` per sample,
+    Appends ``(index, recipe, case_id, status, quality, (redrawn, invisible))`` per sample,
     status "written", "skipped" (identical files present) or the
     :class:`OutputError` message of a name taken by different files (nothing
-    written for it); `draw` counts the recipes dropped before it. Stops early,
+    written for it); the last two count the recipes dropped before it (never the
+    sample's pixels: results are kept for the whole batch, and a worker's are
+    pickled back to the parent). Stops early,
     after a whole sample, once the run is asked to stop; a full disk asks it
     to stop.
     """
@@ -118,7 +120,8 @@ def _make(indices: Sequence[int], results: list) -> None:
             return
         except OutputError as exc:
             status = str(exc)
-        results.append((i, recipe, case_id, status, sample.quality.to_dict(), draw))
+        results.append((i, recipe, case_id, status, sample.quality.to_dict(),
+                        (draw.redrawn, draw.invisible)))
 
 
 _INTERRUPTED, _DISK_FULL = 1, 2
@@ -281,7 +284,7 @@ def generate(dataset: Dataset, out_input_dir: str | os.PathLike, out_mask_dir: s
 
 def _make_all(dataset: Dataset, out_i: Path, out_m: Path, *, count: int, seed: int,
               options: SamplingOptions, workers: int | None,
-              progress: Progress | None) -> tuple[list[tuple[int, Recipe, str, str, dict, Draw]], int]:
+              progress: Progress | None) -> tuple[list[tuple], int]:
     """Make samples 0 .. count - 1 in this process and ``workers - 1`` forked ones (see _make).
 
     Returns the results of the samples made and why the run stopped early (0: it did not).
@@ -346,6 +349,7 @@ def _finish(results: list, manifest: Path, *, count: int, seed: int,
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise OutputError(conflicts[0] + more)
     written = sum(s == "written" for s in statuses.values())
-    draws = [result[-1] for result in results]
+    dropped = [result[-1] for result in results]
     return GenerateSummary(written, len(rows) - written, count - len(rows), manifest,
-                           sum(d.redrawn for d in draws), sum(d.invisible for d in draws))
+                           sum(redrawn for redrawn, _ in dropped),
+                           sum(invisible for _, invisible in dropped))
