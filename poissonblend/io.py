@@ -176,6 +176,8 @@ def _write_temp(path: Path, data: bytes, *, durable: bool = False) -> Path:
 
     Cheaper to make than :func:`tempfile.mkstemp`'s random names; a name left
     behind by a killed process (same pid after a restart) is simply skipped.
+    Written with ``os.write`` on the descriptor (no file object: ``generate``
+    writes two of these per sample).
     """
     for _ in range(1000):
         tmp = temp_path(path)
@@ -189,11 +191,14 @@ def _write_temp(path: Path, data: bytes, *, durable: bool = False) -> Path:
     else:  # pragma: no cover - a thousand stale temp files of this very process id
         raise OutputError(f"cannot create a temp file next to {path}")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError as exc:  # e.g. the disk is full
         tmp.unlink(missing_ok=True)
         raise write_error(path, exc) from None
