@@ -189,13 +189,17 @@ def quality_text(quality: dict, field: str) -> str:
 
 
 def quality_summary(quality: dict) -> None:
-    """The score as a metric and the other figures in two short lines (explained on hover)."""
-    score, rest = st.columns([1, 3], vertical_alignment="center")
+    """The score as a metric and the other figures in two short lines (explained on hover).
+
+    One row: the score keeps the width of its number (never cut to "0.…"), the figures
+    wrap in the rest.
+    """
+    row = st.container(horizontal=True, vertical_alignment="center", gap="medium", wrap=False)
     label, _, help_ = QUALITY_HELP["score"]
-    score.metric(label, quality_text(quality, "score"), help=help_)
+    row.metric(label, quality_text(quality, "score"), help=help_, width="content")
     others = [f for f in QUALITY_HELP if f != "score"]
-    rest.markdown(" · ".join(f"{QUALITY_HELP[f][0]} **{quality_text(quality, f)}**" for f in others),
-                  help="\n\n".join(f"**{QUALITY_HELP[f][0]}**: {QUALITY_HELP[f][2]}" for f in others))
+    row.markdown(" · ".join(f"{QUALITY_HELP[f][0]} **{quality_text(quality, f)}**" for f in others),
+                 help="\n\n".join(f"**{QUALITY_HELP[f][0]}**: {QUALITY_HELP[f][2]}" for f in others))
 
 
 def recipe_caption(recipe: Recipe) -> str:
