@@ -8,8 +8,8 @@ result, the decision buttons and the score are in view at 1440x900 and 1280x720 
 that T flips to the target, decides with keys and buttons (timing each decision until
 the next candidate is painted with its pictures loaded, and asserting the median),
 reloads and finds the progress kept, pages through the Gallery and undoes a confirmed
-bulk decision, places a lesion by clicking the target, exports, downloads the zip and
-checks the exported files with the user's own loader. It saves screenshots of every
+bulk decision, places a lesion by clicking the target, exports, downloads the zip,
+checks the exported files with the user's own loader, and opens Stats and Evidence. It saves screenshots of every
 page at both sizes in ``test-artifacts/`` and asserts the server log has no warning.
 """
 
@@ -369,6 +369,11 @@ def test_curation_in_the_browser(server, page: Page):
     expect(page.get_by_text("Accept rate")).to_be_visible()
     expect(page.get_by_text("75%")).to_be_visible()
     shot(page, "stats")
+
+    # ---- Evidence: no ablation run under the data folder yet, and it says how to make one
+    nav(page, "Evidence")
+    expect(page.get_by_text(re.compile(r"^No ablation report under the data folder"))).to_be_visible()
+    shot(page, "evidence")
 
     log = paths["log"].read_text()
     assert "Traceback" not in log, log
