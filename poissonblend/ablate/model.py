@@ -153,8 +153,8 @@ def train(model: "keras.Model", x: np.ndarray, y: np.ndarray, batches: Sequence[
           progress: Callable[[int, int], None] | None = None) -> float:
     """One optimiser step per batch of indices into `x`, `y`; return the last loss.
 
-    Ctrl-C (SIGINT) ends training after the current step with :class:`KeyboardInterrupt`:
-    raised inside a compiled step, the interrupt could be lost.
+    Ctrl-C (SIGINT), and SIGTERM where it is turned into Ctrl-C, end training after the current
+    step with :class:`KeyboardInterrupt` (see :func:`_interrupt_between_steps`).
 
     Parameters
     ----------
@@ -175,26 +175,39 @@ def train(model: "keras.Model", x: np.ndarray, y: np.ndarray, batches: Sequence[
 
 @contextlib.contextmanager
 def _interrupt_between_steps() -> Iterator[Callable[[], bool]]:
-    """Catch SIGINT into a flag (where Python would raise KeyboardInterrupt); yield its reader."""
+    """Catch SIGINT and SIGTERM into a flag where Python would raise KeyboardInterrupt; yield its
+    reader.
+
+    A KeyboardInterrupt raised while a step runs is lost (JAX checks for signals while it waits
+    for the step's result, inside NumPy's conversion of that result, which drops the error): a
+    run went on training for 20 minutes after ``kill``. The command line turns SIGTERM into
+    KeyboardInterrupt too (:func:`~poissonblend.cli.sigterm_as_interrupt`).
+    """
     caught: list[int] = []
-    install = (threading.current_thread() is threading.main_thread()
-               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum)) if install else None
+    signals = [sig for sig in (signal.SIGINT, signal.SIGTERM)
+               if signal.getsignal(sig) is signal.default_int_handler]
+    if threading.current_thread() is not threading.main_thread():
+        signals = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in signals}
     try:
         yield lambda: bool(caught)
     finally:
-        if install:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def predict(model: "keras.Model", x: np.ndarray, *, batch_size: int) -> np.ndarray:
     """Lesion probabilities, ``(n, rows, cols)`` float32, batch by batch.
 
     The last batch is padded to `batch_size`, so one compiled program serves every call.
+    Ctrl-C and SIGTERM stop it between batches, as :func:`train` does.
     """
     out = []
-    for k in range(0, len(x), batch_size):
-        chunk = x[k:k + batch_size]
-        padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *x.shape[1:]), x.dtype)])
-        out.append(np.asarray(model.predict_on_batch(padded))[:len(chunk), ..., 0])
+    with _interrupt_between_steps() as interrupted:
+        for k in range(0, len(x), batch_size):
+            chunk = x[k:k + batch_size]
+            padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *x.shape[1:]), x.dtype)])
+            out.append(np.asarray(model.predict_on_batch(padded))[:len(chunk), ..., 0])
+            if interrupted():
+                raise KeyboardInterrupt
     return np.concatenate(out) if out else np.zeros(x.shape[:3], np.float32)
