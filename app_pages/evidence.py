@@ -33,12 +33,29 @@ def arms_table(report: dict) -> dict:
     for arm, a in report["arms"].items():
         d = a.get("vs_none")
         rows["arm"].append(arm)
-        rows["mean case Dice"].append(round(a["mean_dice"], 3))
+        rows["mean case Dice"].append(f"{a['mean_dice']:.3f}")
         rows["95 % CI"].append(ci(a["ci95"]))
         rows["vs none"].append("—" if d is None else f"{d['mean_difference']:+.3f}")
         rows["vs none 95 % CI"].append("—" if d is None else ci(d["ci95"]))
         rows["better / worse cases"].append("—" if d is None else f"{d['better']} / {d['worse']} of {d['cases']}")
         rows["verdict"].append("baseline" if d is None else verdict(d))
+    return rows
+
+
+def folds_table(report: dict) -> dict:
+    """Columns of the folds' table: cases, slices, samples added and training time per arm."""
+    rows = {"fold": [], "test cases": [], "training cases": [], "original slices": [],
+            "steps per arm": [], "added samples": [], "minutes per arm": []}
+    for k, fold in enumerate(report["folds"], 1):
+        rows["fold"].append(k)
+        rows["test cases"].append(", ".join(fold["test"]))
+        rows["training cases"].append(len(fold["train"]))
+        rows["original slices"].append(fold.get("train_slices"))
+        rows["steps per arm"].append(fold.get("steps"))
+        rows["added samples"].append(" · ".join(f"{arm} {n}" for arm, n in fold.get("added_samples", {}).items()
+                                                if n))
+        rows["minutes per arm"].append(" · ".join(f"{arm} {s / 60:.1f}"
+                                                  for arm, s in fold.get("seconds", {}).items()))
     return rows
 
 
@@ -75,19 +92,19 @@ cases = len(report["arms"]["none"]["per_case"])
 st.caption(f"{cases} test cases in {len(report['folds'])} case-level folds of "
            f"`{cfg.get('dataset', {}).get('input_dir', '?')}` · {cfg.get('epochs', '?')} epochs · "
            f"seed {cfg.get('seed', '?')} · `{run_dir}`")
-st.dataframe(arms_table(report), hide_index=True, width="stretch")
+st.table(arms_table(report), hide_index=True)  # a static table: its verdicts wrap, never cut
 
-plot, text = st.columns([1, 1], gap="large")
+plot, _ = st.columns([1, 1], gap="large")
 with plot:
     if (run_dir / DICE_PNG).is_file():
         widgets.image((run_dir / DICE_PNG).read_bytes(), "Per-case volume Dice of each arm (dice.png)")
     else:
         st.warning(f"No {DICE_PNG} beside the report.", icon=":material/image_not_supported:")
-with text:
-    try:
-        markdown = (run_dir / REPORT_MD).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        st.warning(f"No readable {REPORT_MD} beside the report.", icon=":material/description:")
-    else:
-        with st.expander("report.md", expanded=True, icon=":material/description:"):
-            st.markdown(markdown)
+st.table(folds_table(report), hide_index=True)
+try:
+    markdown = (run_dir / REPORT_MD).read_text(encoding="utf-8")
+except (OSError, UnicodeDecodeError):
+    st.warning(f"No readable {REPORT_MD} beside the report.", icon=":material/description:")
+else:
+    with st.expander("report.md (the same, as text to paste)", icon=":material/description:"):
+        st.code(markdown, language="markdown", wrap_lines=True)

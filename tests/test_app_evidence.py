@@ -68,18 +68,22 @@ def test_reports_are_listed_and_shown(app: AppTest, tmp_path: Path):
     box = app.selectbox(key="ev_report")
     assert len(box.options) == 2 and box.options[0].startswith("ablation/second · ")
     assert Path(box.value).parent.name == "second"  # the newest first
-    table = app.dataframe[0].value
+    table = app.table[0].value
     assert list(table["arm"]) == list(ARMS)
-    assert list(table["mean case Dice"]) == [round(new["arms"][a]["mean_dice"], 3) for a in ARMS]
+    assert list(table["mean case Dice"]) == [f"{new['arms'][a]['mean_dice']:.3f}" for a in ARMS]
     assert table["vs none"][0] == "—"
     assert table["verdict"][1] == verdict(new["arms"]["poissonblend"]["vs_none"])
     assert "higher than none" in table["verdict"][1]
     assert len(app.image) == 1  # dice.png
-    assert any(m.value.startswith("# Ablation report") for m in app.markdown)  # report.md
+    folds = app.table[1].value
+    assert list(folds["fold"]) == [1, 2]
+    assert list(folds["test cases"]) == [", ".join(f["test"]) for f in new["folds"]]
+    assert list(folds["steps per arm"]) == [f["steps"] for f in new["folds"]]
+    assert app.code[0].value.startswith("# Ablation report")  # report.md, to copy
     # the older report
     run(box.set_value(str(data / "ablation" / "first" / "report.json")))
-    table = app.dataframe[0].value
-    assert list(table["mean case Dice"]) == [round(old["arms"][a]["mean_dice"], 3) for a in ARMS]
+    table = app.table[0].value
+    assert list(table["mean case Dice"]) == [f"{old['arms'][a]['mean_dice']:.3f}" for a in ARMS]
     assert load_report(data / "ablation" / "first") == old
 
 
@@ -106,7 +110,7 @@ at.run()
 at.switch_page("app_pages/evidence.py")
 at.run()
 assert not at.exception, at.exception
-assert at.dataframe, "no table"
+assert at.table, "no table"
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "jax", "jaxlib", "tensorflow", "torch")))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
