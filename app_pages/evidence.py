@@ -52,8 +52,8 @@ def folds_table(report: dict) -> dict:
         rows["training cases"].append(len(fold["train"]))
         rows["original slices"].append(fold.get("train_slices"))
         rows["steps per arm"].append(fold.get("steps"))
-        rows["added samples"].append(" · ".join(f"{arm} {n}" for arm, n in fold.get("added_samples", {}).items()
-                                                if n))
+        added = fold.get("added_samples", {})
+        rows["added samples"].append(" · ".join(f"{arm} {n}" for arm, n in added.items() if n))
         rows["minutes per arm"].append(" · ".join(f"{arm} {s / 60:.1f}"
                                                   for arm, s in fold.get("seconds", {}).items()))
     return rows

@@ -41,7 +41,7 @@ from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .machine import end_with_parent, usable_cpus
 from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, check_manifest, folder_lock, manifest_row,
                      prepare_output_dirs, sample_paths, write_manifest, write_sample)
-from .recipe import Recipe, SamplingOptions, draw_sample, sample_rng
+from .recipe import SamplingOptions, draw_sample, sample_rng
 
 CHUNK = 32
 Progress = Callable[[int, int], None]

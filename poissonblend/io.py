@@ -10,7 +10,6 @@ import errno
 import itertools
 import os
 import re
-import threading
 import warnings
 from pathlib import Path
 

@@ -38,7 +38,8 @@ from poissonblend.demo import scanner_slices  # noqa: E402
 
 
 def write_isles_layout(root: Path, cases: int, slices: int, size: int) -> int:
-    """Write `cases` scanner-like volumes of `slices` axial slices of `size` px as ISLES 2022 DWI + mask NIfTI; return the slice count.
+    """Write `cases` scanner-like volumes (`slices` axial slices of `size` px) as ISLES 2022
+    DWI + mask NIfTI; return the number of slices.
 
     Slice ``z`` of a case is the axial plane k = z; the PNG's row 0 (anterior) is
     j = max and its column 0 (the patient's right) is i = max, so that
