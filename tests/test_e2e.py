@@ -337,6 +337,12 @@ def test_curation_in_the_browser(server, page: Page):
     for element in (outcome, page.get_by_role("button", name="Accept"),
                     page.get_by_role("button", name="Reject")):
         assert in_view(page, element), element
+    # a random valid spot always gives a result, beside the target and in view
+    page.get_by_role("button", name="Random valid spot").click()
+    settle(page)
+    result = page.get_by_test_id("stImage").filter(has_text="Result").locator("img").first
+    expect(result).to_be_visible()
+    assert in_view(page, result) and in_view(page, page.get_by_role("button", name="Accept"))
     shot(page, "compose")
 
     # ---- Export: dry run, export, files load with the user's loader, zip
