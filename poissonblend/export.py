@@ -42,12 +42,13 @@ from .errors import DiskFullError, HoldoutError, OutputError, PoissonBlendError
 from .holdout import held_out_roles
 from .io import (SLICE_NAME_RE, atomic_write_bytes, disk_error_message, remove_stale_temp_files,
                  resolve_path, stale_temp_files)
-from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, check_manifest, existing_status, folder_lock,
-                     manifest_row, prepare_output_dirs, sample_paths, write_manifest, write_sample)
+from .output import (HOLDOUT_COLUMN, MANIFEST_COLUMNS, MANIFEST_NAME, check_manifest, existing_status,
+                     folder_lock, holdout_cases, manifest_row, prepare_output_dirs, sample_paths,
+                     write_manifest, write_sample)
 from .store import Candidate, Store
 
 DECISION_COLUMNS = ("decision", "reason", "reviewer", "decided_at")
-HOLDOUT_COLUMNS = ("holdout_cases", "holdout_leak")
+HOLDOUT_COLUMNS = (HOLDOUT_COLUMN, "holdout_leak")
 """The database's held-out case ids at export (space-separated), and how a row uses
 them (e.g. ``target 0007``; only with ``allow_holdout_leak``, else empty)."""
 EXPORT_MANIFEST_COLUMNS = MANIFEST_COLUMNS + DECISION_COLUMNS + HOLDOUT_COLUMNS
@@ -179,7 +180,7 @@ def _manifest_row(candidate: Candidate, holdout: frozenset[str]) -> dict:
                        seed=candidate.seed, sample_index=candidate.sample_index)
     row.update(decision=candidate.state, reason=candidate.reason or "",
                reviewer=candidate.reviewer or "", decided_at=candidate.decided_at or "",
-               holdout_cases=" ".join(sorted(holdout)),
+               holdout_cases=holdout_cases(holdout),
                holdout_leak="; ".join(held_out_roles(candidate.recipe, holdout)))
     return row
 

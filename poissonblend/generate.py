@@ -39,8 +39,9 @@ from .dataset import Dataset
 from .errors import DiskFullError, OutputError, PoissonBlendWarning
 from .io import encode_png, remove_stale_temp_files, slice_name, write_pair
 from .machine import end_with_parent, usable_cpus
-from .output import (MANIFEST_COLUMNS, MANIFEST_NAME, check_manifest, folder_lock, manifest_row,
-                     prepare_output_dirs, sample_paths, write_manifest, write_sample)
+from .output import (HOLDOUT_COLUMN, MANIFEST_COLUMNS, MANIFEST_NAME, check_manifest, folder_lock,
+                     holdout_cases, manifest_row, prepare_output_dirs, sample_paths, write_manifest,
+                     write_sample)
 from .recipe import SamplingOptions, draw_sample, sample_rng
 
 CHUNK = 32
@@ -335,17 +336,18 @@ def _finish(results: list, manifest: Path, *, count: int, seed: int,
 
     Each row's ``holdout_cases`` names the held-out cases its run kept out.
     """
+    split = holdout_cases(holdout)
     rows: dict[str, dict] = {}
     statuses: dict[str, str] = {}
     for i, recipe, case_id, status, quality, _ in results:
         if case_id not in rows:  # a repeated draw is one case, listed once
-            rows[case_id] = manifest_row(case_id, recipe, quality, seed=seed, sample_index=i)
-            rows[case_id]["holdout_cases"] = " ".join(sorted(holdout))
+            rows[case_id] = {**manifest_row(case_id, recipe, quality, seed=seed, sample_index=i),
+                             HOLDOUT_COLUMN: split}
             statuses[case_id] = status
     conflicts = [s for s in statuses.values() if s not in ("written", "skipped")]
     done_rows = [row for cid, row in rows.items() if statuses[cid] in ("written", "skipped")]
     if done_rows:
-        write_manifest(manifest, done_rows, columns=MANIFEST_COLUMNS + ("holdout_cases",))
+        write_manifest(manifest, done_rows, columns=MANIFEST_COLUMNS + (HOLDOUT_COLUMN,))
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise OutputError(conflicts[0] + more)

@@ -40,6 +40,9 @@ SOURCE_COLUMNS = ("method", "source_case", "target_case")
 PLAUSIBILITY_COLUMNS = ("source_level", "target_level", "level_shift", "tissue_ratio")
 """Quality fields added later: empty for a candidate queued before they existed."""
 MANIFEST_COLUMNS = RECIPE_COLUMNS + QUALITY_COLUMNS + SOURCE_COLUMNS + PLAUSIBILITY_COLUMNS
+HOLDOUT_COLUMN = "holdout_cases"
+"""The held-out case ids the samples' run kept out (:func:`holdout_cases`), in ``generate``'s
+and ``export``'s manifests."""
 MANIFEST_SIGNATURE = ("case_id", "source_file", "lesion_index", "target_file", "x", "y", "mode",
                       "scale", "rotation", "flips", "margin", "seed", "sample_index", "lesion_area",
                       "contrast_source", "contrast_result", "contrast_transferred",
@@ -158,6 +161,11 @@ def write_sample(sample: Sample, case_id: str, out_input_dir: Path, out_mask_dir
     write_pair(image_path, mask_path, encode_png(sample.image), encode_png(sample.mask),
                durable=durable)
     return "written"
+
+
+def holdout_cases(holdout: Collection[str]) -> str:
+    """The :data:`HOLDOUT_COLUMN` value: the held-out case ids, sorted, space-separated."""
+    return " ".join(sorted(holdout))
 
 
 def manifest_row(case_id: str, recipe: Recipe, quality: dict, *, seed: int | None = None,

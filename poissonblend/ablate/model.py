@@ -184,10 +184,9 @@ def _interrupt_between_steps() -> Iterator[Callable[[], bool]]:
     KeyboardInterrupt too (:func:`~poissonblend.cli.sigterm_as_interrupt`).
     """
     caught: list[int] = []
+    main = threading.current_thread() is threading.main_thread()  # handlers live only there
     signals = [sig for sig in (signal.SIGINT, signal.SIGTERM)
-               if signal.getsignal(sig) is signal.default_int_handler]
-    if threading.current_thread() is not threading.main_thread():
-        signals = []
+               if main and signal.getsignal(sig) is signal.default_int_handler]
     previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in signals}
     try:
         yield lambda: bool(caught)
